@@ -1,0 +1,71 @@
+//! A test-only component for the runner's end-to-end tests: it reports what
+//! the host gave it (Spin headers, variables) and does what it is told
+//! (trap, dial a Redis, fetch a URL, sleep). Never deployed.
+
+use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http_component;
+
+fn query(req: &Request, key: &str) -> Option<String> {
+    req.query().split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.replace("%3A", ":").replace("%2F", "/"))
+    })
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response {
+    Response::builder().status(status).header("content-type", "application/json").body(v.to_string()).build()
+}
+
+#[http_component]
+async fn handle(req: Request) -> impl IntoResponse {
+    let route = req.header("spin-component-route").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let info = req.header("spin-path-info").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    match info.as_str() {
+        "/trap" => panic!("trap requested"),
+        "/var" => {
+            let name = query(&req, "name").unwrap_or_default();
+            match spin_sdk::variables::get(&name) {
+                Ok(v) => json(200, serde_json::json!({ "name": name, "value": v })),
+                Err(e) => json(404, serde_json::json!({ "name": name, "error": e.to_string() })),
+            }
+        }
+        "/dial" => {
+            let addr = query(&req, "addr").unwrap_or_default();
+            let result = spin_sdk::redis::Connection::open(&addr)
+                .and_then(|c| c.execute("PING", &[]).map(|r| format!("{r:?}")));
+            match result {
+                Ok(r) => json(200, serde_json::json!({ "ok": r })),
+                Err(e) => json(502, serde_json::json!({ "error": e.to_string() })),
+            }
+        }
+        "/fetch" => {
+            let url = query(&req, "url").unwrap_or_default();
+            let result: Result<Response, _> = spin_sdk::http::send(spin_sdk::http::Request::get(url)).await;
+            match result {
+                Ok(r) => json(200, serde_json::json!({ "status": *r.status() })),
+                Err(e) => json(502, serde_json::json!({ "error": e.to_string() })),
+            }
+        }
+        "/sleep" => {
+            let ms: u64 = query(&req, "ms").and_then(|s| s.parse().ok()).unwrap_or(10);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            json(200, serde_json::json!({ "slept_ms": ms }))
+        }
+        _ => {
+            let headers: serde_json::Map<String, serde_json::Value> = req
+                .headers()
+                .filter(|(k, _)| k.starts_with("spin-"))
+                .map(|(k, v)| (k.to_owned(), v.as_str().unwrap_or("").into()))
+                .collect();
+            json(200, serde_json::json!({
+                "component": spin_sdk::variables::get("who").unwrap_or_default(),
+                "route": route,
+                "method": req.method().to_string(),
+                "path": req.path(),
+                "query": req.query(),
+                "headers": headers,
+                "body_len": req.body().len(),
+            }))
+        }
+    }
+}
