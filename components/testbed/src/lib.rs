@@ -46,6 +46,18 @@ async fn handle(req: Request) -> impl IntoResponse {
                 Err(e) => json(502, serde_json::json!({ "error": e.to_string() })),
             }
         }
+        "/sqlite" => {
+            use spin_sdk::sqlite::{Connection, Value};
+            let result = Connection::open_default().and_then(|db| {
+                db.execute("CREATE TABLE IF NOT EXISTS hits (n INTEGER)", &[])?;
+                db.execute("INSERT INTO hits (n) VALUES (?)", &[Value::Integer(1)])?;
+                db.execute("SELECT COUNT(*) AS c FROM hits", &[])
+            });
+            match result {
+                Ok(r) => json(200, serde_json::json!({ "count": r.rows[0].get::<i64>(0) })),
+                Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
+            }
+        }
         "/sleep" => {
             let ms: u64 = query(&req, "ms").and_then(|s| s.parse().ok()).unwrap_or(10);
             std::thread::sleep(std::time::Duration::from_millis(ms));

@@ -173,6 +173,24 @@ const BLOCKING: &[&str] = &[
     "WAITAOF",
 ];
 
+/// Whether the command runs a script or function, which may legitimately
+/// keep Redis busy for long.
+pub(crate) fn is_script(cmd: &[Cow<'_, [u8]>]) -> bool {
+    const SCRIPTS: &[&str] = &[
+        "EVAL",
+        "EVALSHA",
+        "EVAL_RO",
+        "EVALSHA_RO",
+        "FCALL",
+        "FCALL_RO",
+    ];
+    cmd.first().is_some_and(|name| {
+        SCRIPTS
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(name))
+    })
+}
+
 /// Refuses commands that cannot run over the gateway, with an error that
 /// names the command. Names are compared case-insensitively, as Redis does.
 pub(crate) fn check_supported(cmd: &[Cow<'_, [u8]>]) -> Result<(), String> {

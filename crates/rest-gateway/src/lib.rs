@@ -46,10 +46,13 @@ pub struct Config {
     pub token: String,
     /// Largest request body accepted; larger ones get a 413.
     pub max_body_bytes: usize,
-    /// How long to wait for a TCP connection to Redis.
-    pub connect_timeout: Duration,
-    /// How long to wait for Redis to answer. Generous by default, because a
-    /// long Lua script is a legitimate reason for a slow answer.
+    /// How long to wait for a connection to Redis, and for the answer to an
+    /// ordinary command, before answering 503. Short, so that a Redis that is
+    /// down or hung is reported quickly.
+    pub redis_timeout: Duration,
+    /// How long to wait for the answer when the request runs a script
+    /// (EVAL, EVALSHA, FCALL, …): a long Lua script is a legitimate reason
+    /// for a slow answer.
     pub command_timeout: Duration,
 }
 
@@ -60,7 +63,7 @@ impl Config {
             redis_url: redis_url.into(),
             token: token.into(),
             max_body_bytes: 1024 * 1024,
-            connect_timeout: Duration::from_secs(2),
+            redis_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(10),
         }
     }
@@ -100,11 +103,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// is an error here.
 pub async fn serve(config: Config) -> anyhow::Result<Server> {
     anyhow::ensure!(!config.token.is_empty(), "the token must not be empty");
-    let link = link::Link::new(
-        &config.redis_url,
-        config.connect_timeout,
-        config.command_timeout,
-    )?;
+    let link = link::Link::new(&config.redis_url, config.redis_timeout)?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -112,6 +111,8 @@ pub async fn serve(config: Config) -> anyhow::Result<Server> {
     let state = Arc::new(service::State {
         token: config.token.into_bytes(),
         max_body_bytes: config.max_body_bytes,
+        redis_timeout: config.redis_timeout,
+        command_timeout: config.command_timeout,
         link,
     });
     let (stop, stopped) = oneshot::channel();

@@ -53,17 +53,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Link {
-    /// Validates the URL; does not connect.
-    pub(crate) fn new(
-        url: &str,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> anyhow::Result<Self> {
+    /// Validates the URL; does not connect. `timeout` bounds connecting and,
+    /// unless a call asks for longer, waiting for an answer.
+    pub(crate) fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
         let client =
             Client::open(url).map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(connect_timeout)
-            .set_response_timeout(response_timeout);
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
         Ok(Link {
             client,
             config,
@@ -123,11 +120,17 @@ impl Link {
         Unavailable::from_redis(err)
     }
 
-    /// Runs one command. A Redis error reply comes back as
-    /// `Ok(Value::ServerError)`, not as `Err`: only transport failures are
-    /// errors here.
-    pub(crate) async fn command(&self, cmd: &redis::Cmd) -> Result<Value, Unavailable> {
+    /// Runs one command, waiting at most `timeout` for the answer (each clone
+    /// of the shared connection carries its own timeout). A Redis error reply
+    /// comes back as `Ok(Value::ServerError)`, not as `Err`: only transport
+    /// failures are errors here.
+    pub(crate) async fn command(
+        &self,
+        cmd: &redis::Cmd,
+        timeout: Duration,
+    ) -> Result<Value, Unavailable> {
         let (generation, mut conn) = self.shared().await?;
+        conn.set_response_timeout(timeout);
         conn.send_packed_command(cmd)
             .await
             .map_err(|e| self.on_error(generation, &e))
@@ -135,8 +138,13 @@ impl Link {
 
     /// Sends a pipeline in one round trip and returns one reply per command;
     /// a failing command leaves a `Value::ServerError` in its slot.
-    pub(crate) async fn pipeline(&self, pipe: &Pipeline) -> Result<Vec<Value>, Unavailable> {
+    pub(crate) async fn pipeline(
+        &self,
+        pipe: &Pipeline,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, Unavailable> {
         let (generation, mut conn) = self.shared().await?;
+        conn.set_response_timeout(timeout);
         conn.send_packed_commands(pipe, 0, pipe.len())
             .await
             .map_err(|e| self.on_error(generation, &e))
@@ -145,12 +153,17 @@ impl Link {
     /// Sends `pipe`, which the caller has wrapped in MULTI … EXEC, on a
     /// connection used by no one else, and returns every reply (MULTI's,
     /// each QUEUED, EXEC's), so queue-time errors can be reported.
-    pub(crate) async fn transaction(&self, pipe: &Pipeline) -> Result<Vec<Value>, Unavailable> {
+    pub(crate) async fn transaction(
+        &self,
+        pipe: &Pipeline,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, Unavailable> {
         let idle = lock(&self.dedicated).pop();
         let mut conn = match idle {
             Some(conn) => conn,
             None => self.connect().await?,
         };
+        conn.set_response_timeout(timeout);
         match conn.send_packed_commands(pipe, 0, pipe.len()).await {
             Ok(replies) => {
                 let mut idle = lock(&self.dedicated);

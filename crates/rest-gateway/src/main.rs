@@ -24,12 +24,14 @@ struct Cli {
     /// Largest accepted request body, in bytes.
     #[arg(long, value_name = "N", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
-    /// How long to wait for Redis to answer a command (long Lua scripts included).
+    /// How long a script (EVAL, EVALSHA, FCALL) may keep Redis busy before the
+    /// request fails with 503.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     command_timeout_ms: u64,
-    /// How long to wait for a TCP connection to Redis.
+    /// How long to wait for a connection to Redis, and for the answer to any
+    /// other command, before failing with 503.
     #[arg(long, value_name = "MS", default_value_t = 2_000)]
-    connect_timeout_ms: u64,
+    redis_timeout_ms: u64,
 }
 
 #[tokio::main]
@@ -40,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         redis_url: cli.redis,
         token: cli.token,
         max_body_bytes: cli.max_body_bytes,
-        connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
+        redis_timeout: Duration::from_millis(cli.redis_timeout_ms),
         command_timeout: Duration::from_millis(cli.command_timeout_ms),
     };
     let server = serve(config).await?;

@@ -18,7 +18,8 @@ pub(crate) enum Encoding {
     /// UTF-8 text; invalid sequences become U+FFFD, as Upstash documents.
     Text,
     /// `Upstash-Encoding: base64`: every string (bulk and status alike) is
-    /// standard base64 with padding, so binary values round-trip exactly.
+    /// standard base64 with padding, so binary values round-trip exactly;
+    /// the one exception, as on Upstash, is a top-level `OK` status.
     Base64,
 }
 
@@ -117,6 +118,12 @@ impl Serialize for Outcome<'_> {
             // Error strings are never base64-encoded.
             Outcome::Reply(value @ Value::ServerError(_), _) => {
                 map.serialize_entry("error", &error_text(value))?
+            }
+            // Upstash leaves a top-level OK status unencoded even in base64
+            // mode, and clients (@upstash/redis) special-case it; so do we.
+            Outcome::Reply(Value::Okay, _) => map.serialize_entry("result", "OK")?,
+            Outcome::Reply(Value::SimpleString(text), _) if text == "OK" => {
+                map.serialize_entry("result", "OK")?
             }
             Outcome::Reply(value, encoding) => map.serialize_entry(
                 "result",

@@ -26,7 +26,21 @@ pub(crate) type HttpResponse = Response<Full<Bytes>>;
 pub(crate) struct State {
     pub token: Vec<u8>,
     pub max_body_bytes: usize,
+    pub redis_timeout: Duration,
+    pub command_timeout: Duration,
     pub link: Link,
+}
+
+impl State {
+    /// How long Redis may take to answer `cmds`: scripts get the long
+    /// command timeout, everything else the short Redis timeout.
+    fn timeout_for(&self, cmds: &[Command<'_>]) -> Duration {
+        if cmds.iter().any(|cmd| command::is_script(cmd)) {
+            self.command_timeout.max(self.redis_timeout)
+        } else {
+            self.redis_timeout
+        }
+    }
 }
 
 /// A request that ends in an error answer.
@@ -322,7 +336,8 @@ async fn single(
     encoding: Encoding,
 ) -> Result<HttpResponse, Failure> {
     command::check_supported(cmd).map_err(Failure::bad_request)?;
-    let value = state.link.command(&to_redis(cmd)).await?;
+    let timeout = state.timeout_for(std::slice::from_ref(cmd));
+    let value = state.link.command(&to_redis(cmd), timeout).await?;
     let status = match value {
         Value::ServerError(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
@@ -348,7 +363,7 @@ async fn pipeline(
     let replies = if pipe.is_empty() {
         Vec::new()
     } else {
-        state.link.pipeline(&pipe).await?
+        state.link.pipeline(&pipe, state.timeout_for(batch)).await?
     };
     let mut replies = replies.iter();
     let outcomes: Vec<Outcome> = checks
@@ -382,7 +397,8 @@ async fn multi_exec(
         pipe.add_command(to_redis(cmd));
     }
     pipe.add_command(redis::cmd("EXEC"));
-    let replies = state.link.transaction(&pipe).await?;
+    let timeout = state.timeout_for(batch);
+    let replies = state.link.transaction(&pipe, timeout).await?;
 
     // The first top-level error is MULTI's or a queueing error (EXEC's own
     // EXECABORT comes after it and says less).

@@ -18,15 +18,37 @@ pub struct Pooled {
     address: String,
     conn: MultiplexedConnection,
     broken: bool,
+    /// Taken from the idle list and not yet used by this request: if it
+    /// turns out dead (Redis restarted while it idled), the command never
+    /// reached a live server, so redialling once is safe and is what a
+    /// fresh Spin connection would have done.
+    stale_candidate: bool,
+}
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
+}
+
+async fn dial(address: &str) -> redis::RedisResult<MultiplexedConnection> {
+    let client = redis::Client::open(address)?;
+    let config = redis::AsyncConnectionConfig::new().set_connection_timeout(CONNECT_TIMEOUT);
+    client.get_multiplexed_async_connection_with_config(&config).await
 }
 
 impl Pooled {
     pub async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let r = cmd.query_async(&mut self.conn).await;
-        if let Err(e) = &r {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error() {
-                self.broken = true;
+        let mut r = cmd.query_async(&mut self.conn).await;
+        if std::mem::take(&mut self.stale_candidate) && r.as_ref().is_err_and(is_connection_error) {
+            match dial(&self.address).await {
+                Ok(conn) => {
+                    self.conn = conn;
+                    r = cmd.query_async(&mut self.conn).await;
+                }
+                Err(e) => r = Err(e),
             }
+        }
+        if r.as_ref().is_err_and(|e| is_connection_error(e) || e.is_timeout()) {
+            self.broken = true;
         }
         r
     }
@@ -40,16 +62,11 @@ pub struct RedisPool {
 impl RedisPool {
     pub async fn checkout(&self, address: &str) -> redis::RedisResult<Pooled> {
         let idle = self.idle.lock().unwrap().get_mut(address).and_then(Vec::pop);
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let client = redis::Client::open(address)?;
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(CONNECT_TIMEOUT);
-                client.get_multiplexed_async_connection_with_config(&config).await?
-            }
+        let (conn, stale_candidate) = match idle {
+            Some(c) => (c, true),
+            None => (dial(address).await?, false),
         };
-        Ok(Pooled { address: address.to_owned(), conn, broken: false })
+        Ok(Pooled { address: address.to_owned(), conn, broken: false, stale_candidate })
     }
 
     pub fn checkin(&self, p: Pooled) {

@@ -163,10 +163,10 @@ test("errors: Redis error replies reject with Redis's text", async () => {
   await redis.set(k("err"), "not a number");
   await assert.rejects(redis.incr(k("err")), (err) => {
     assert.equal(err.name, "UpstashError");
-    assert.match(err.message, /^ERR value is not an integer or out of range/);
+    assert.match(err.message, /ERR value is not an integer or out of range/);
     return true;
   });
-  await assert.rejects(redis.hget(k("err"), "f"), /^UpstashError: WRONGTYPE|WRONGTYPE/);
+  await assert.rejects(redis.hget(k("err"), "f"), /WRONGTYPE/);
 });
 
 test("errors: a wrong token is unauthorized", async () => {

@@ -87,6 +87,10 @@ fn decode_entry(json: &Json, status: u16) -> Result<Reply, Error> {
     let Some(result) = json.get("result") else {
         return Err(Error::Protocol("REST reply has neither result nor error".into()));
     };
+    // Upstash leaves a top-level OK status unencoded even in base64 mode.
+    if result.as_str() == Some("OK") {
+        return Ok(Reply(vec![Value::Bytes(b"OK".to_vec())]));
+    }
     let mut values = Vec::new();
     flatten(result, &mut values)?;
     Ok(Reply(values))
@@ -133,6 +137,7 @@ mod tests {
     fn decodes_scalars_arrays_and_errors() {
         // "T0s=" is base64("OK"), "YQ==" is base64("a").
         assert_eq!(decode_single(200, br#"{"result":"T0s="}"#).unwrap(), Reply(vec![Value::Bytes(b"OK".to_vec())]));
+        assert_eq!(decode_single(200, br#"{"result":"OK"}"#).unwrap(), Reply(vec![Value::Bytes(b"OK".to_vec())]));
         assert_eq!(decode_single(200, br#"{"result":null}"#).unwrap(), Reply(vec![Value::Nil]));
         assert_eq!(
             decode_single(200, br#"{"result":["YQ==",[1,null]]}"#).unwrap(),
