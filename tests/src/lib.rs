@@ -172,3 +172,124 @@ pub fn app_manifest() -> PathBuf {
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
+
+/// A local Upstash-REST gateway (`spindle-rest-gateway`) in front of a Redis.
+pub struct Gateway {
+    pub port: u16,
+    pub token: String,
+    child: Child,
+}
+
+impl Gateway {
+    pub fn start(redis_url: &str) -> Gateway {
+        let token = format!("tok-{:x}{:x}", std::process::id(), free_port());
+        let mut child = Command::new(bin("spindle-rest-gateway"))
+            .args(["--listen", "127.0.0.1:0", "--redis", redis_url, "--token", &token])
+            .stdout(Stdio::piped())
+            .stderr(log_file(&format!("gateway-{}", free_port())))
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("gateway printed nothing").unwrap();
+        let addr = line.strip_prefix("listening on http://").unwrap_or_else(|| panic!("unexpected gateway output {line:?}"));
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        std::thread::spawn(move || lines.for_each(drop));
+        Gateway { port, token, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How components reach Redis: Spin outbound Redis, or the REST API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Rest,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Rest => "rest",
+        }
+    }
+}
+
+/// A Redis, and for REST a gateway in front of it: what one suite runs against.
+pub struct Backend {
+    pub transport: Transport,
+    pub redis: Redis,
+    pub gateway: Option<Gateway>,
+}
+
+impl Backend {
+    pub fn start(transport: Transport) -> Backend {
+        let redis = Redis::start();
+        let gateway = (transport == Transport::Rest).then(|| Gateway::start(&redis.url()));
+        Backend { transport, redis, gateway }
+    }
+
+    /// The Spin variables that point the app at this backend.
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        match &self.gateway {
+            None => vec![("redis_url", self.redis.url()), ("redis_origin", self.redis.url())],
+            Some(g) => vec![("redis_url", g.url()), ("redis_origin", g.url()), ("redis_token", g.token.clone())],
+        }
+    }
+
+    /// The real app (spin.toml) on this backend, with extra variables.
+    pub fn app(&self, extra: &[(&'static str, String)]) -> Runner {
+        let mut variables = self.variables();
+        variables.extend(extra.iter().cloned());
+        Runner::start(&app_manifest(), RunnerOpts { variables, ..Default::default() })
+    }
+
+    /// Stops Redis (the gateway, if any, stays up and answers 503).
+    pub fn stop_redis(&mut self) {
+        self.redis.stop();
+    }
+
+    pub fn restart_redis(&mut self) {
+        self.redis.restart();
+    }
+}
+
+/// Redis's own count of commands executed, from INFO commandstats, with the
+/// INFO calls themselves left out. Used to assert round trips per request.
+pub async fn command_count(redis: &Redis) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut redis.conn().await).await.unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Runs an async test body once per transport:
+/// `both_transports!(name, |backend| async move { … })` defines `name::tcp` and `name::rest`.
+#[macro_export]
+macro_rules! both_transports {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn tcp() {
+                ($body)($crate::Backend::start($crate::Transport::Tcp)).await
+            }
+            #[tokio::test]
+            async fn rest() {
+                ($body)($crate::Backend::start($crate::Transport::Rest)).await
+            }
+        }
+    };
+}

@@ -2,27 +2,27 @@
 //!
 //! Opens the Redis link, times one PING, and reports the transport and the
 //! round-trip latency. Load balancers take a 503 as "take me out".
+//! This component also owns the catch-all route, so unknown paths get a
+//! problem+json 404 from the app itself, identically on Spin and the runner.
 
-use spin_sdk::http::{IntoResponse, Method, Request};
+use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_component;
 use spindle::config::RedisConfig;
 use spindle::http::{Problem, Response};
 use spindle::redis::{Cmd, Link};
-use spindle::spin::{into_response, SpinLink, SpinVars};
+use spindle::spin::{serve, SpinLink, SpinVars};
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
-    into_response(health(&req).await.unwrap_or_else(|p| p.to_response()))
+    serve(req, health).await
 }
 
-async fn health(req: &Request) -> Result<Response, Problem> {
-    // This component also owns the catch-all route, so unknown paths get a
-    // problem+json 404 from the app itself, identically on Spin and the runner.
-    if req.path() != "/healthz" {
-        return Err(Problem::not_found(req.path()));
+async fn health(req: spindle::http::Request) -> Result<Response, Problem> {
+    if req.path != "/healthz" {
+        return Err(Problem::not_found(&req.path));
     }
-    if !matches!(req.method(), Method::Get | Method::Head) {
-        return Err(Problem::method_not_allowed(&req.method().to_string()));
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        return Err(Problem::method_not_allowed(&req.method).with_header("allow", "GET, HEAD"));
     }
     let cfg = RedisConfig::from_vars(&SpinVars).map_err(|e| Problem::misconfigured(&e.to_string()))?;
     let link = SpinLink::new(&cfg);

@@ -27,3 +27,39 @@ impl Clock for FixedClock {
         self.0.get()
     }
 }
+
+/// Randomness. Session ids, lease tokens and jitter come from here.
+pub trait Rng {
+    fn fill(&self, buf: &mut [u8]);
+
+    fn u64(&self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+}
+
+/// The host's CSPRNG (`wasi:random/random` in the guest, the OS elsewhere).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsRng;
+
+impl Rng for OsRng {
+    fn fill(&self, buf: &mut [u8]) {
+        // A host without randomness cannot serve securely at all.
+        getrandom::fill(buf).expect("the host provides no randomness");
+    }
+}
+
+/// Deterministic bytes for tests (not random at all).
+#[derive(Clone, Debug, Default)]
+pub struct SeqRng(pub std::cell::Cell<u8>);
+
+impl Rng for SeqRng {
+    fn fill(&self, buf: &mut [u8]) {
+        for b in buf {
+            let n = self.0.get();
+            *b = n;
+            self.0.set(n.wrapping_add(1));
+        }
+    }
+}

@@ -9,7 +9,18 @@
 pub mod config;
 pub mod env;
 pub mod http;
+pub mod ratelimit;
 pub mod redis;
+pub mod session;
+
+/// Every Lua script the library sends, by name. The golden tests run each
+/// one over every transport and compare the replies.
+pub fn all_scripts() -> Vec<(&'static str, &'static str)> {
+    let mut all = Vec::new();
+    all.extend_from_slice(session::SCRIPT_SOURCES);
+    all.extend_from_slice(ratelimit::SCRIPT_SOURCES);
+    all
+}
 
 #[cfg(feature = "spin")]
 pub mod spin;

@@ -251,6 +251,34 @@ fn wasi_post(url: &str, token: &str, body: &[u8], timeout: Duration) -> Result<(
     Ok((status, bytes))
 }
 
+/// Converts a Spin request into the library's request.
+pub fn from_spin(req: &spin_sdk::http::Request) -> crate::http::Request {
+    let path_and_query = req.path_and_query().unwrap_or("/");
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    crate::http::Request {
+        method: req.method().to_string(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers: req.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())).collect(),
+        body: req.body().to_vec(),
+    }
+}
+
+/// Runs a handler on a Spin request: converts it, enforces the header
+/// limits, and turns a `Problem` into its problem+json response.
+pub async fn serve<F, Fut>(req: spin_sdk::http::Request, handler: F) -> spin_sdk::http::Response
+where
+    F: FnOnce(crate::http::Request) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, crate::http::Problem>>,
+{
+    let req = from_spin(&req);
+    let resp = match req.check_header_limits() {
+        Err(p) => p.to_response(),
+        Ok(()) => handler(req).await.unwrap_or_else(|p| p.to_response()),
+    };
+    into_response(resp)
+}
+
 /// Converts a library response into a Spin response.
 pub fn into_response(r: Response) -> spin_sdk::http::Response {
     let mut b = spin_sdk::http::Response::builder();

@@ -1,0 +1,43 @@
+# Shared set-up for scripts/up.sh and scripts/test.sh: install what a fresh
+# Debian machine of this kind lacks, idempotently. Sourced, not run.
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+    # $@: packages; installs only the missing ones.
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]} (apt-get)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_toolchain() {
+    command -v cargo >/dev/null || { echo "cargo is required (rustup)"; exit 1; }
+    if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+        log "adding the wasm32-wasip2 target"
+        rustup target add wasm32-wasip2
+    fi
+}
+
+ensure_redis() {
+    command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools
+}
+
+ensure_node_modules() {
+    # $1: a folder with package.json and package-lock.json
+    if [ ! -d "$1/node_modules" ]; then
+        log "npm ci in $1"
+        (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
+build_all() {
+    log "building the components (wasm32-wasip2)"
+    cargo build --target wasm32-wasip2 --release
+    log "building the runner and the REST gateway"
+    cargo build --release -p spindle-runner -p spindle-rest-gateway
+}
