@@ -58,6 +58,7 @@ async fn handle(req: Request) -> impl IntoResponse {
                 Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
             }
         }
+        "/eval" => eval(&req).await,
         "/sleep" => {
             let ms: u64 = query(&req, "ms").and_then(|s| s.parse().ok()).unwrap_or(10);
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -79,5 +80,45 @@ async fn handle(req: Request) -> impl IntoResponse {
                 "body_len": req.body().len(),
             }))
         }
+    }
+}
+
+/// Runs a Lua script through the library's link (whichever transport
+/// `redis_url` selects) and returns the normalised reply, for the golden tests.
+async fn eval(req: &Request) -> Response {
+    use spindle::redis::{Arg, Link, Script, Value};
+    #[derive(serde::Deserialize)]
+    struct Case {
+        script: String,
+        keys: Vec<String>,
+        args: Vec<String>,
+    }
+    let case: Case = match serde_json::from_slice(req.body()) {
+        Ok(c) => c,
+        Err(e) => return json(400, serde_json::json!({ "error": e.to_string() })),
+    };
+    let cfg = match spindle::config::RedisConfig::from_vars(&spindle::spin::SpinVars) {
+        Ok(c) => c,
+        Err(e) => return json(500, serde_json::json!({ "error": e.to_string() })),
+    };
+    let link = spindle::spin::SpinLink::new(&cfg);
+    // Leaked on purpose: a test-only component, one script per request.
+    let script = Script::new(Box::leak(case.script.into_boxed_str()));
+    let keys: Vec<Arg> = case.keys.into_iter().map(Arg::from).collect();
+    let args: Vec<Arg> = case.args.into_iter().map(Arg::from).collect();
+    match link.eval(&script, &keys, &args).await {
+        Ok(reply) => {
+            let values: Vec<serde_json::Value> = reply
+                .values()
+                .iter()
+                .map(|v| match v {
+                    Value::Nil => serde_json::Value::Null,
+                    Value::Int(n) => serde_json::json!(n),
+                    Value::Bytes(b) => serde_json::json!({ "bytes": b }),
+                })
+                .collect();
+            json(200, serde_json::json!({ "ok": values, "transport": link.transport().as_str() }))
+        }
+        Err(e) => json(200, serde_json::json!({ "error": format!("{e:?}").split('(').next().unwrap_or(""), "message": e.to_string() })),
     }
 }

@@ -5,7 +5,7 @@ use crate::app::{Loaded, Runtime};
 use crate::routes::Match;
 use bytes::Bytes;
 use std::future::Future;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,8 +54,6 @@ impl WasiHttpHooks for OutboundHooks {
         })
     }
 }
-
-pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
 fn problem(status: u16, title: &str, detail: &str) -> Response<HyperOutgoingBody> {
     let body = serde_json::json!({
@@ -146,7 +144,6 @@ async fn dispatch(
     let loaded: &Loaded = rt.components.get(m.component).ok_or_else(|| anyhow::anyhow!("component not loaded"))?;
     let pre = loaded.http.as_ref().ok_or_else(|| anyhow::anyhow!("component does not export wasi:http/incoming-handler"))?;
     set_spin_headers(&mut req, m, client, local)?;
-    // The full URL goes in the request-target, as Spin presents it.
     let mut store = rt.new_store(loaded);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;

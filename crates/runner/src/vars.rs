@@ -17,9 +17,9 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// Resolved application variables.
+/// Values are never logged: several are secrets.
 pub struct Variables {
     values: HashMap<String, String>,
-    secret: Vec<String>,
 }
 
 impl Variables {
@@ -46,12 +46,7 @@ impl Variables {
                 bail!("--variable {k}: no such variable in the manifest");
             }
         }
-        let secret = manifest.variables.iter().filter(|(_, d)| d.secret).map(|(n, _)| n.clone()).collect();
-        Ok(Variables { values, secret })
-    }
-
-    pub fn is_secret(&self, name: &str) -> bool {
-        self.secret.iter().any(|s| s == name)
+        Ok(Variables { values })
     }
 
     /// Expands `{{ name }}` references to application variables.
@@ -104,7 +99,6 @@ mod tests {
         let env: HashMap<_, _> = [("SPIN_VARIABLE_B".to_string(), "env".to_string()), ("SPIN_VARIABLE_A".into(), "enva".into())].into();
         let v = Variables::resolve(&m, &[("a".into(), "cli".into())], &env).unwrap();
         assert_eq!(v.expand("{{ a }}-{{b}}").unwrap(), "cli-env");
-        assert!(v.is_secret("b"));
         assert!(Variables::resolve(&m, &[], &HashMap::new()).is_err(), "b is required");
         assert!(Variables::resolve(&m, &[("zz".into(), "1".into())], &env).is_err());
         assert!(v.expand("{{ nope }}").is_err());

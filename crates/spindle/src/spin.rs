@@ -94,10 +94,12 @@ fn describe(e: &spin_sdk::redis::Error) -> String {
 /// Spin reports every failure of `execute` as `other(text)`. Tell server
 /// error replies (which carry a Redis error code) from transport failures.
 fn classify(msg: String) -> Error {
-    if let Some(pos) = msg.find("NOSCRIPT") {
-        return Error::Server(msg[pos..].to_owned());
-    }
     let lower = msg.to_ascii_lowercase();
+    // redis-rs, which Spin's host uses, renders this one as
+    // "... NoScriptError: No matching script ..."; Redis itself says "NOSCRIPT".
+    if lower.contains("noscript") {
+        return Error::Server(format!("NOSCRIPT {msg}"));
+    }
     let transport = ["os error", "connection", "broken pipe", "timed out", "timeout", "refused", "reset", "eof", "i/o"];
     if transport.iter().any(|t| lower.contains(t)) {
         Error::Unavailable(msg)
@@ -295,7 +297,9 @@ mod tests {
 
     #[test]
     fn classifies_spin_error_text() {
-        assert!(matches!(classify("NOSCRIPT: No matching script".into()), Error::Server(m) if m.starts_with("NOSCRIPT")));
+        assert!(classify("NOSCRIPT: No matching script".into()).is_noscript());
+        let spin = "An error was signalled by the server - NoScriptError: No matching script. Please use EVAL.";
+        assert!(classify(spin.into()).is_noscript());
         assert!(classify("Connection refused (os error 111)".into()).is_unavailable());
         assert!(!classify("WRONGTYPE Operation against a key".into()).is_unavailable());
     }
