@@ -27,6 +27,22 @@ ensure_redis() {
     command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools
 }
 
+ensure_postgres() {
+    # The Postgres suites run their own throwaway servers from Debian's
+    # binaries (/usr/lib/postgresql/<ver>/bin) on free ports.
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+    apt_install postgresql postgresql-client
+    # The package creates a "main" cluster and, where services run, starts it
+    # on 5432. The tests do not use it: stop it and keep it from auto-starting.
+    local conf ver
+    for conf in /etc/postgresql/*/main/start.conf; do
+        [ -f "$conf" ] || continue
+        ver="$(basename "$(dirname "$(dirname "$conf")")")"
+        as_root pg_ctlcluster "$ver" main stop >/dev/null 2>&1 || true
+        echo manual | as_root tee "$conf" >/dev/null
+    done
+}
+
 ensure_node_modules() {
     # $1: a folder with package.json and package-lock.json
     if [ ! -d "$1/node_modules" ]; then

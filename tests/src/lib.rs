@@ -293,3 +293,164 @@ macro_rules! both_transports {
         }
     };
 }
+
+/// A throwaway PostgreSQL server from Debian's `postgresql` package: its own
+/// cluster in a temp dir (trust auth, listening on 127.0.0.1 only, fsync
+/// off) with one database for the test. PostgreSQL refuses to run as root,
+/// so under root the server runs as the `postgres` system user. Stopped and
+/// removed on drop.
+pub struct Postgres {
+    pub port: u16,
+    pub db: String,
+    dir: PathBuf,
+    bin: PathBuf,
+    /// uid and gid to run the server as (None: as ourselves).
+    user: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+/// Like `log_file`, but a restart appends to what the first start logged.
+fn append_log_file(name: &str) -> std::fs::File {
+    let dir = target_dir().join("e2e-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log"))).unwrap()
+}
+
+/// The newest `/usr/lib/postgresql/<ver>/bin` that has `initdb`.
+fn postgres_bin_dir() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut found: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("bin").join("initdb").exists())
+        .map(|e| {
+            let version = e.file_name().to_string_lossy().split('.').map(|p| p.parse().unwrap_or(0)).collect();
+            (version, e.path().join("bin"))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p).expect("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/test.sh, which installs it")
+}
+
+/// The uid and gid of the `postgres` system user, when we are root.
+fn postgres_user() -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .expect("running as root needs the postgres system user (the postgresql package creates it)");
+    let f: Vec<&str> = line.split(':').collect();
+    Some((f[2].parse().unwrap(), f[3].parse().unwrap()))
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        use std::os::unix::process::CommandExt;
+        let bin = postgres_bin_dir();
+        let user = postgres_user();
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("spindle-pg-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let mut pg = Postgres { port, db: "spindle_test".into(), dir, bin, user, child: None };
+        let initdb_log = log_file(&format!("postgres-{port}-initdb"));
+        let mut initdb = Command::new(pg.bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(pg.dir.join("data"))
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .current_dir(&pg.dir)
+            .stdout(initdb_log.try_clone().unwrap())
+            .stderr(initdb_log);
+        if let Some((uid, gid)) = user {
+            initdb.uid(uid).gid(gid);
+        }
+        let status = initdb.status().expect("running initdb");
+        assert!(status.success(), "initdb failed: see target/e2e-logs/postgres-{port}-initdb.log");
+        drop(log_file(&format!("postgres-{port}"))); // a fresh log; restarts append
+        pg.restart();
+        let out = pg.client("createdb").arg(&pg.db).output().unwrap();
+        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, self.db)
+    }
+
+    /// A client tool (`psql`, `createdb`, `pg_isready`) aimed at this server.
+    fn client(&self, tool: &str) -> Command {
+        let mut c = Command::new(self.bin.join(tool));
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"]);
+        c
+    }
+
+    /// Runs SQL with psql in the test database; returns the unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = self.client("psql").args(["-d", &self.db, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().unwrap();
+        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Starts (again) on the same port and data directory, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        use std::os::unix::process::CommandExt;
+        self.stop();
+        let mut cmd = Command::new(self.bin.join("postgres"));
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string()])
+            .arg("-k")
+            .arg(&self.dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=200"])
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(append_log_file(&format!("postgres-{}", self.port)));
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
+        self.child = Some(cmd.spawn().expect("starting postgres"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("postgres exited ({status}): see target/e2e-logs/postgres-{}.log", self.port);
+            }
+            if self.client("pg_isready").arg("-q").status().is_ok_and(|s| s.success()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "postgres did not become ready on {}", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected), keeping its data.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

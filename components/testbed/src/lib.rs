@@ -1,6 +1,7 @@
 //! A test-only component for the runner's end-to-end tests: it reports what
 //! the host gave it (Spin headers, variables) and does what it is told
-//! (trap, dial a Redis, fetch a URL, sleep). Never deployed.
+//! (trap, dial a Redis, fetch a URL, sleep, run a PostgreSQL script). Never
+//! deployed.
 
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
@@ -59,6 +60,7 @@ async fn handle(req: Request) -> impl IntoResponse {
             }
         }
         "/eval" => eval(&req).await,
+        "/pg" => pg(&req),
         "/sleep" => {
             let ms: u64 = query(&req, "ms").and_then(|s| s.parse().ok()).unwrap_or(10);
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -121,4 +123,158 @@ async fn eval(req: &Request) -> Response {
         }
         Err(e) => json(200, serde_json::json!({ "error": format!("{e:?}").split('(').next().unwrap_or(""), "message": e.to_string() })),
     }
+}
+
+/// Decodes `%XX` escapes in a query value.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn pg_error(e: &spin_sdk::pg3::PgError) -> serde_json::Value {
+    use spin_sdk::pg3::PgError as E;
+    let (variant, message) = match e {
+        E::ConnectionFailed(m) => ("ConnectionFailed", m),
+        E::BadParameter(m) => ("BadParameter", m),
+        E::QueryFailed(m) => ("QueryFailed", m),
+        E::ValueConversionFailed(m) => ("ValueConversionFailed", m),
+        E::Other(m) => ("Other", m),
+    };
+    serde_json::json!({ "error": variant, "message": message })
+}
+
+fn pg_value(v: &spin_sdk::pg3::DbValue) -> serde_json::Value {
+    use spin_sdk::pg3::DbValue as V;
+    match v {
+        V::Boolean(b) => serde_json::json!({ "boolean": b }),
+        V::Int8(n) => serde_json::json!({ "int8": n }),
+        V::Int16(n) => serde_json::json!({ "int16": n }),
+        V::Int32(n) => serde_json::json!({ "int32": n }),
+        V::Int64(n) => serde_json::json!({ "int64": n }),
+        V::Floating32(f) => serde_json::json!({ "floating32": f }),
+        V::Floating64(f) => serde_json::json!({ "floating64": f }),
+        V::Str(s) => serde_json::json!({ "str": s }),
+        V::Binary(b) => serde_json::json!({ "binary": b }),
+        V::Date((y, m, d)) => serde_json::json!({ "date": [y, m, d] }),
+        V::Time((h, m, s, ns)) => serde_json::json!({ "time": [h, m, s, ns] }),
+        V::Datetime((y, mo, d, h, mi, s, ns)) => serde_json::json!({ "datetime": [y, mo, d, h, mi, s, ns] }),
+        V::Timestamp(t) => serde_json::json!({ "timestamp": t }),
+        V::DbNull => serde_json::json!({ "null": null }),
+        V::Unsupported => serde_json::json!({ "unsupported": null }),
+    }
+}
+
+fn pg_rows(r: &spin_sdk::pg3::RowSet) -> serde_json::Value {
+    serde_json::json!({
+        "columns": r.columns.iter().map(|c| serde_json::json!([c.name, format!("{:?}", c.data_type).trim_start_matches("DbDataType::")])).collect::<Vec<_>>(),
+        "rows": r.rows.iter().map(|row| row.iter().map(pg_value).collect::<Vec<_>>()).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs a fixed script through `spin_sdk::pg3` against `?addr=`: a temp
+/// table written and read back with every type pg3 carries, and the errors a
+/// component must get as values (a bad statement, a timestamptz column, a
+/// parameter of the wrong width). Opening failures answer 502.
+fn pg(req: &Request) -> Response {
+    use spin_sdk::pg3::{Connection, ParameterValue as P};
+    let addr = req
+        .query()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("addr="))
+        .map(percent_decode)
+        .unwrap_or_default();
+    let db = match Connection::open(&addr) {
+        Ok(db) => db,
+        Err(e) => return json(502, pg_error(&e)),
+    };
+    let step = |r: Result<serde_json::Value, spin_sdk::pg3::PgError>| r.unwrap_or_else(|e| pg_error(&e));
+    let create = step(
+        db.execute(
+            "CREATE TEMP TABLE tb_pg (id int4, big int8, small int2, name text, label varchar(20), flag bool, \
+             ratio float8, weight float4, data bytea, missing text, day date, at time, stamp timestamp)",
+            &[],
+        )
+        .map(|n| serde_json::json!(n)),
+    );
+    let insert = "INSERT INTO tb_pg VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    let row1 = [
+        P::Int32(1),
+        P::Int64(9_007_199_254_740_993),
+        P::Int16(-7),
+        P::Str("héllo 'quoted'".into()),
+        P::Str("label".into()),
+        P::Boolean(true),
+        P::Floating64(2.5),
+        P::Floating32(1.25),
+        P::Binary(vec![0, 1, 254, 255]),
+        P::DbNull,
+        P::Date((2024, 2, 29)),
+        P::Time((23, 59, 58, 123_456_000)),
+        P::Datetime((1999, 12, 31, 23, 59, 59, 500_000_000)),
+    ];
+    let row2 = [
+        P::Int32(2),
+        P::DbNull,
+        P::DbNull,
+        P::Str(String::new()),
+        P::DbNull,
+        P::Boolean(false),
+        P::Floating64(-0.5),
+        P::DbNull,
+        P::Binary(vec![]),
+        P::DbNull,
+        P::DbNull,
+        P::DbNull,
+        P::DbNull,
+    ];
+    let inserted = step(
+        db.execute(insert, &row1)
+            .and_then(|a| Ok(a + db.execute(insert, &row2)?))
+            .map(|n| serde_json::json!(n)),
+    );
+    let select = step(db.query("SELECT * FROM tb_pg ORDER BY id", &[]).map(|r| pg_rows(&r)));
+    let params = step(
+        db.query("SELECT $1::int8 + 1 AS next, $2::text AS nothing, $3::bytea AS raw", &[P::Int64(41), P::DbNull, P::Binary(b"\x00x".to_vec())])
+            .map(|r| pg_rows(&r)),
+    );
+    let unsupported = step(db.query("SELECT 1.5::numeric AS dec, NULL::numeric AS no_dec, 'a'::text AS t", &[]).map(|r| pg_rows(&r)));
+    let empty = step(db.query("SELECT id FROM tb_pg WHERE false", &[]).map(|r| pg_rows(&r)));
+    let bad_sql = step(db.query("SELEKT nonsense FROM nowhere", &[]).map(|r| pg_rows(&r)));
+    let bad_execute = step(db.execute("INSERT INTO no_such_table VALUES (1)", &[]).map(|n| serde_json::json!(n)));
+    let wrong_width = step(db.execute("UPDATE tb_pg SET small = $1", &[P::Int32(1)]).map(|n| serde_json::json!(n)));
+    let bad_date = step(db.query("SELECT $1::date AS d", &[P::Date((2023, 2, 29))]).map(|r| pg_rows(&r)));
+    let timestamptz = step(db.query("SELECT now() AS at", &[]).map(|r| pg_rows(&r)));
+    let after_errors = step(db.query("SELECT count(*) AS n FROM tb_pg", &[]).map(|r| pg_rows(&r)));
+    json(
+        200,
+        serde_json::json!({
+            "create": create,
+            "inserted": inserted,
+            "select": select,
+            "params": params,
+            "unsupported": unsupported,
+            "empty": empty,
+            "bad_sql": bad_sql,
+            "bad_execute": bad_execute,
+            "wrong_width": wrong_width,
+            "bad_date": bad_date,
+            "timestamptz": timestamptz,
+            "after_errors": after_errors,
+        }),
+    )
 }

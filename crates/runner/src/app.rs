@@ -4,6 +4,7 @@
 use crate::host::{self, ComponentEnv, Ctx, SqliteDbs};
 use crate::manifest::{App, Route as RouteDecl};
 use crate::outbound::AllowedHosts;
+use crate::postgres_host::PgPool;
 use crate::redis_pool::RedisPool;
 use crate::routes::{Route, Router};
 use crate::vars::Variables;
@@ -29,6 +30,7 @@ pub struct Runtime {
     pub components: HashMap<String, Loaded>,
     pub redis: Arc<RedisPool>,
     pub dbs: Arc<SqliteDbs>,
+    pub pg: Arc<PgPool>,
     pub vars: Variables,
 }
 
@@ -135,7 +137,7 @@ impl Runtime {
             };
             components.insert(id.clone(), Loaded { env, http, redis });
         }
-        Ok(Runtime { engine, router, components, redis: Arc::new(RedisPool::default()), dbs: Arc::default(), vars })
+        Ok(Runtime { engine, router, components, redis: Arc::new(RedisPool::default()), dbs: Arc::default(), pg: Arc::default(), vars })
     }
 
     pub fn new_store(&self, loaded: &Loaded) -> Store<Ctx> {
@@ -157,6 +159,7 @@ impl Runtime {
             env,
             redis: self.redis.clone(),
             dbs: self.dbs.clone(),
+            pg: self.pg.clone(),
         };
         Store::new(&self.engine, ctx)
     }

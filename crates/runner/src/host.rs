@@ -1,4 +1,5 @@
-//! Per-request host state and the Spin interfaces: variables, Redis, SQLite.
+//! Per-request host state and the Spin interfaces: variables, Redis, SQLite
+//! (PostgreSQL lives in `postgres_host`).
 
 use crate::outbound::AllowedHosts;
 use crate::redis_pool::{Pooled, RedisPool};
@@ -16,6 +17,7 @@ wasmtime::component::bindgen!({
     with: {
         "fermyon:spin/redis@2.0.0.connection": crate::redis_pool::Pooled,
         "fermyon:spin/sqlite@2.0.0.connection": SqliteConn,
+        "spin:postgres/postgres@3.0.0.connection": crate::postgres_host::PgConn,
     },
 });
 
@@ -73,6 +75,7 @@ pub struct Ctx {
     pub env: Arc<ComponentEnv>,
     pub redis: Arc<RedisPool>,
     pub dbs: Arc<SqliteDbs>,
+    pub pg: Arc<crate::postgres_host::PgPool>,
 }
 
 impl WasiView for Ctx {

@@ -2,8 +2,8 @@
 //!
 //! It runs the same `.wasm` files as laid out in `spin.toml` (manifest v2):
 //! Spin's HTTP routing and `spin-*` headers, application variables,
-//! `allowed_outbound_hosts`, WASI 0.2 + wasi:http, Spin outbound Redis,
-//! variables and SQLite, and the Redis trigger.
+//! `allowed_outbound_hosts`, WASI 0.2 + wasi:http, Spin outbound Redis and
+//! PostgreSQL, variables and SQLite, and the Redis trigger.
 
 mod app;
 mod host;
@@ -11,6 +11,7 @@ mod http_trigger;
 mod log;
 mod manifest;
 mod outbound;
+mod postgres_host;
 mod redis_pool;
 mod redis_trigger;
 mod routes;
