@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 ensure_toolchain
 ensure_redis
+ensure_postgres
 build_all
 
 out="$(mktemp)"
@@ -16,9 +17,11 @@ trap 'rm -f "$out"' EXIT
 log "interop: @upstash/redis against the REST gateway"
 tests/interop/upstash-redis/run.sh 2>&1 | tee -a "$out"
 
-# auth interop (express-session + connect-redis): added with the auth component
+log "interop: express-session + connect-redis against the auth component"
+tests/interop/express-session/run.sh 2>&1 | tee -a "$out"
 
-# api interop (@upstash/ratelimit): added with the api component
+log "interop: @upstash/ratelimit and the api component sharing one keyspace"
+tests/interop/upstash-ratelimit/run.sh 2>&1 | tee -a "$out"
 
 log "unit and end-to-end tests (cargo test)"
 cargo test --release --tests \

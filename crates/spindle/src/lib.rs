@@ -9,9 +9,11 @@
 pub mod config;
 pub mod env;
 pub mod http;
+pub mod notify;
 pub mod ratelimit;
 pub mod redis;
 pub mod session;
+pub mod users;
 
 /// Every Lua script the library sends, by name. The golden tests run each
 /// one over every transport and compare the replies.
@@ -19,6 +21,7 @@ pub fn all_scripts() -> Vec<(&'static str, &'static str)> {
     let mut all = Vec::new();
     all.extend_from_slice(session::SCRIPT_SOURCES);
     all.extend_from_slice(ratelimit::SCRIPT_SOURCES);
+    all.extend_from_slice(notify::SCRIPT_SOURCES);
     all
 }
 

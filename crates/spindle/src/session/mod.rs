@@ -1,5 +1,609 @@
 //! Sessions in Redis, wire-compatible with express-session + connect-redis.
-//! (Being built: see the auth issue.)
+//!
+//! An Express app and Spindle components can share one Redis and one cookie:
+//! the cookie is `connect.sid=s:<sid>.<HMAC>` signed like `cookie-signature`
+//! ([`cookie`]), and `sess:<sid>` holds the JSON connect-redis writes
+//! ([`StoredSession`]). A login in either is a login in both, and so is a logout.
+//!
+//! Other components check a session with one call, [`authenticate`]: one GET,
+//! and a second, conditional write only when a rolling refresh is due.
+//!
+//! ```ignore
+//! let cfg = SessionConfig::from_vars(&SpinVars)?;          // once per request
+//! let me = session::authenticate(&link, &SystemClock, &cfg, &req).await?;
+//! let resp = me.apply(Response::json(200, &json!({ "hello": me.user.username })));
+//! ```
+//!
+//! Writes never undo a logout: a session is created with `SET NX` and
+//! updated by a compare-and-set script that writes only if the value is the
+//! one that was read ([`commit`]); a changed value is re-read and the change
+//! re-applied ([`update`]), so concurrent updates of different fields all land.
+//!
+//! Each user's live sessions are indexed in a sorted set
+//! (`spindle:user-sessions:<user id>`, scored by creation time), maintained by
+//! the same scripts that create and destroy sessions and trimmed of dead
+//! entries whenever it is read.
+
+pub mod cookie;
+mod config;
+mod date;
+mod request;
+mod scripts;
+mod store;
+
+pub use config::{IpNet, SameSite, SecurePolicy, SessionConfig, VARIABLES};
+pub use cookie::CookieError;
+pub use date::{parse_iso, to_http_date, to_iso};
+pub use request::{normalize_origin, peer_ip};
+pub use store::{ttl_secs, Corrupt, CookieJson, Meta, StoredSession, UserRef};
+
+use crate::env::{Clock, Rng};
+use crate::http::{Problem, Request, Response};
+use crate::redis::{self, Arg, Cmd, Link};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::fmt;
 
 /// The Lua scripts of this module, by name, for the golden tests.
-pub const SCRIPT_SOURCES: &[(&str, &str)] = &[];
+pub const SCRIPT_SOURCES: &[(&str, &str)] = &[
+    ("session/create", scripts::CREATE),
+    ("session/commit", scripts::COMMIT),
+    ("session/destroy", scripts::DESTROY),
+    ("session/destroy_all", scripts::DESTROY_ALL),
+    ("session/destroy_handle", scripts::DESTROY_HANDLE),
+    ("session/list", scripts::LIST),
+];
+
+/// connect-redis's default prefix: sessions live at `sess:<sid>`.
+pub const KEY_PREFIX: &str = "sess:";
+/// Per-user index of live sessions: `spindle:user-sessions:<user id>`.
+pub const INDEX_PREFIX: &str = "spindle:user-sessions:";
+/// A user's oldest sessions are logged out beyond this many.
+pub const MAX_SESSIONS_PER_USER: u32 = 100;
+/// Random bytes per session id (as express-session's `uid(24)`): 32 base64url characters.
+pub const SID_BYTES: usize = 24;
+/// Longest user agent kept in the session, in bytes.
+pub const MAX_USER_AGENT: usize = 256;
+/// How many times [`update`] re-reads a session that changed under it. A
+/// writer only loses a round to another writer's success, so this many
+/// concurrent writers of one session all get through.
+pub const UPDATE_ATTEMPTS: usize = 16;
+
+pub fn session_key(sid: &str) -> String {
+    format!("{KEY_PREFIX}{sid}")
+}
+
+pub fn index_key(user_id: i64) -> String {
+    format!("{INDEX_PREFIX}{user_id}")
+}
+
+/// The opaque name of a session in the session list: the first 16 hex
+/// digits of SHA-1(sid). It identifies a session to its owner without
+/// revealing the sid (which would be a bearer credential).
+pub fn handle(sid: &str) -> String {
+    sha1_smol::Sha1::from(sid).digest().to_string()[..16].to_owned()
+}
+
+/// A fresh session id: [`SID_BYTES`] from the CSPRNG, base64url without padding.
+pub fn new_sid(rng: &impl Rng) -> String {
+    let mut b = [0u8; SID_BYTES];
+    rng.fill(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// A sid we are willing to turn into a key: what `uid-safe` and sensible
+/// `genid`s produce. It was signed by a holder of the secret, but a key is
+/// never built from unchecked text.
+fn valid_sid(sid: &str) -> bool {
+    (1..=128).contains(&sid.len()) && sid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Everything that keeps a request from having a session, by what the client
+/// should be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionError {
+    /// No session cookie.
+    Missing,
+    /// A cookie that is not a valid session cookie.
+    BadCookie(CookieError),
+    /// No such session: logged out, expired, or never existed.
+    NotFound,
+    /// The session exists but nobody logged in with it (an Express session
+    /// without `user`).
+    Anonymous,
+    /// The stored value is not a session we can read (logged, then a 401).
+    Corrupt(String),
+    /// A cross-site request to a state-changing route (CSRF defence).
+    CrossOrigin(String),
+    /// A session variable has an invalid value.
+    Misconfigured(String),
+    /// Redis failed or could not be reached: fail closed.
+    Redis(redis::Error),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Missing => write!(f, "no session cookie"),
+            SessionError::BadCookie(e) => write!(f, "invalid session cookie ({e:?})"),
+            SessionError::NotFound => write!(f, "no such session"),
+            SessionError::Anonymous => write!(f, "the session has no user"),
+            SessionError::Corrupt(m) => write!(f, "unreadable session: {m}"),
+            SessionError::CrossOrigin(m) => write!(f, "cross-origin request: {m}"),
+            SessionError::Misconfigured(m) => write!(f, "session configuration: {m}"),
+            SessionError::Redis(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<redis::Error> for SessionError {
+    fn from(e: redis::Error) -> Self {
+        SessionError::Redis(e)
+    }
+}
+
+impl SessionError {
+    /// 401 for every "no valid session" case (one uniform detail: which check
+    /// failed is not the client's business), 403 cross-origin, 500
+    /// misconfigured, 503 when Redis fails.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            SessionError::Missing
+            | SessionError::BadCookie(_)
+            | SessionError::NotFound
+            | SessionError::Anonymous
+            | SessionError::Corrupt(_) => Problem::unauthorized("no valid session; log in first"),
+            SessionError::CrossOrigin(m) => Problem::forbidden(format!("cross-site request refused: {m}")),
+            SessionError::Misconfigured(m) => Problem::misconfigured(m),
+            SessionError::Redis(redis::Error::Config(_)) => Problem::misconfigured("redis"),
+            SessionError::Redis(_) => Problem::redis_unavailable(),
+        }
+    }
+
+    pub fn is_unauthorized(&self) -> bool {
+        self.to_problem().status == 401
+    }
+}
+
+impl From<SessionError> for Problem {
+    fn from(e: SessionError) -> Self {
+        e.to_problem()
+    }
+}
+
+/// A request's authenticated session: who, and what to send back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionUser {
+    pub user: UserRef,
+    /// This session's handle, as in the session list.
+    pub handle: String,
+    pub created_at_ms: Option<u64>,
+    pub last_seen_ms: Option<u64>,
+    pub expires_at_ms: Option<u64>,
+    /// A `Set-Cookie` value the response must carry when present: the
+    /// rolling refresh extended the expiry, or the cookie was signed with an
+    /// older secret and is re-signed with the current one. [`SessionUser::apply`] adds it.
+    pub set_cookie: Option<String>,
+    sid: String,
+}
+
+impl SessionUser {
+    /// Adds the `Set-Cookie` header, if any, to a response.
+    pub fn apply(&self, resp: Response) -> Response {
+        match &self.set_cookie {
+            Some(c) => resp.with_header("set-cookie", c.clone()),
+            None => resp,
+        }
+    }
+
+    /// `{handle, created_at, expires_at, last_seen}`, dates in ISO-8601 (or null).
+    pub fn session_json(&self) -> Value {
+        let iso = |ms: Option<u64>| ms.map(to_iso);
+        json!({
+            "handle": self.handle,
+            "created_at": iso(self.created_at_ms),
+            "expires_at": iso(self.expires_at_ms),
+            "last_seen": iso(self.last_seen_ms),
+        })
+    }
+
+    /// The session id. Internal: never put it in a response body or a log.
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+}
+
+/// The verified sid of the request's cookie and whether it must be
+/// re-signed (it verified with an older secret).
+pub fn read_cookie(cfg: &SessionConfig, req: &Request) -> Result<(String, bool), SessionError> {
+    let value = cookie::find(req.header_all("cookie"), &cfg.cookie_name)
+        .map_err(SessionError::BadCookie)?
+        .ok_or(SessionError::Missing)?;
+    let (sid, index) = cookie::unsign_with(&value, cfg.secrets()).map_err(SessionError::BadCookie)?;
+    if !valid_sid(&sid) {
+        return Err(SessionError::BadCookie(CookieError::Malformed));
+    }
+    Ok((sid, index > 0))
+}
+
+/// The `Set-Cookie` value for `sid`, per the cookie policy, expiring at
+/// `expires_ms` (a browser-session cookie when `None`).
+pub fn set_cookie(cfg: &SessionConfig, req: &Request, sid: &str, expires_ms: Option<u64>, now_ms: u64) -> String {
+    let mut c = format!("{}={}", cfg.cookie_name, cookie::wire_value(sid, cfg.signing_secret()));
+    if let Some(e) = expires_ms {
+        c.push_str(&format!("; Max-Age={}", e.saturating_sub(now_ms) / 1000));
+    }
+    attributes(cfg, req, &mut c, expires_ms);
+    c
+}
+
+/// The `Set-Cookie` value that removes the cookie.
+pub fn clear_cookie(cfg: &SessionConfig, req: &Request) -> String {
+    let mut c = format!("{}=; Max-Age=0", cfg.cookie_name);
+    attributes(cfg, req, &mut c, Some(0));
+    c
+}
+
+fn attributes(cfg: &SessionConfig, req: &Request, c: &mut String, expires_ms: Option<u64>) {
+    if let Some(d) = &cfg.domain {
+        c.push_str(&format!("; Domain={d}"));
+    }
+    c.push_str(&format!("; Path={}", cfg.path));
+    if let Some(e) = expires_ms {
+        c.push_str(&format!("; Expires={}", to_http_date(e)));
+    }
+    if cfg.http_only {
+        c.push_str("; HttpOnly");
+    }
+    if cfg.secure_for(req) {
+        c.push_str("; Secure");
+    }
+    c.push_str(&format!("; SameSite={}", cfg.same_site.attribute()));
+}
+
+fn request_meta(cfg: &SessionConfig, req: &Request) -> (Option<String>, Option<String>) {
+    let ua = req.header("user-agent").map(|ua| {
+        let mut end = ua.len().min(MAX_USER_AGENT);
+        while !ua.is_char_boundary(end) {
+            end -= 1;
+        }
+        ua[..end].to_owned()
+    });
+    (ua, cfg.client_ip(req).map(|ip| ip.to_string()))
+}
+
+/// A session as read: its raw bytes (for the compare-and-set) and parsed form.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub sid: String,
+    raw: Vec<u8>,
+    pub session: StoredSession,
+}
+
+/// Reads `sess:<sid>`: one GET.
+pub async fn load(link: &impl Link, sid: &str) -> Result<Option<Loaded>, SessionError> {
+    let Some(raw) = link.exec(&Cmd::new("GET").arg(session_key(sid))).await?.opt_bytes()? else {
+        return Ok(None);
+    };
+    let session = StoredSession::parse(&raw).map_err(|c| SessionError::Corrupt(c.0))?;
+    Ok(Some(Loaded { sid: sid.to_owned(), raw, session }))
+}
+
+/// What [`commit`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    Written,
+    /// The session no longer exists (logged out or expired): nothing written.
+    Gone,
+    /// The stored value changed since it was read: nothing written.
+    Conflict,
+    /// The new expiry has passed: the session was deleted.
+    Deleted,
+}
+
+/// Writes `new` over the session `read`, only if it is still what was read
+/// (one script: compare SHA-1, then SET XX with the TTL from `new`'s expiry).
+pub async fn commit(link: &impl Link, read: &Loaded, new: &StoredSession, secure: bool, cfg: &SessionConfig, now_ms: u64) -> Result<Commit, SessionError> {
+    let json = new.to_json(cfg, secure);
+    let ttl = ttl_secs(new.expires, now_ms);
+    let mut keys = vec![Arg::from(session_key(&read.sid))];
+    if let Some(u) = &new.user {
+        keys.push(index_key(u.id).into());
+    }
+    let score = new.meta.created_at.unwrap_or(now_ms);
+    let sha = sha1_smol::Sha1::from(&read.raw).digest().to_string();
+    let args = [Arg::from(read.sid.as_str()), json.into(), score.into(), sha.into(), ttl.into()];
+    let r = link.eval(&scripts::COMMIT_SCRIPT, &keys, &args).await?.int()?;
+    Ok(match r {
+        1 => Commit::Written,
+        0 => Commit::Gone,
+        -1 => Commit::Conflict,
+        2 => Commit::Deleted,
+        n => return Err(SessionError::Redis(redis::Error::Protocol(format!("commit answered {n}")))),
+    })
+}
+
+/// Read, change, compare-and-set, retried while other writers get in
+/// between. `Err(NotFound)` when the session is gone (a logout won).
+pub async fn update(
+    link: &impl Link,
+    clock: &impl Clock,
+    cfg: &SessionConfig,
+    sid: &str,
+    secure: bool,
+    mut change: impl FnMut(&mut StoredSession),
+) -> Result<(), SessionError> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let read = load(link, sid).await?.ok_or(SessionError::NotFound)?;
+        let mut new = read.session.clone();
+        change(&mut new);
+        match commit(link, &read, &new, secure, cfg, clock.now_ms()).await? {
+            Commit::Written => return Ok(()),
+            Commit::Gone | Commit::Deleted => return Err(SessionError::NotFound),
+            Commit::Conflict => continue,
+        }
+    }
+    Err(SessionError::Redis(redis::Error::Server("the session kept changing; update abandoned".into())))
+}
+
+/// Sets one user-data field of the request's session (e.g. `cart`), keeping
+/// every other field, including ones other writers set meanwhile.
+/// `cookie`, `user` and `spindle` are Spindle's and refused here.
+pub async fn set_field(
+    link: &impl Link,
+    clock: &impl Clock,
+    cfg: &SessionConfig,
+    req: &Request,
+    session: &SessionUser,
+    name: &str,
+    value: &Value,
+) -> Result<(), SessionError> {
+    if matches!(name, "cookie" | "user" | "spindle") {
+        return Err(SessionError::Misconfigured(format!("the session field {name} is reserved")));
+    }
+    update(link, clock, cfg, &session.sid, cfg.secure_for(req), |s| s.set_field(name, value)).await
+}
+
+/// THE session check for every component: the signed cookie, one GET of
+/// `sess:<sid>`, and — only when a rolling refresh is due (the last one is
+/// older than `session_refresh_s`) — one conditional write. Add
+/// [`SessionUser::set_cookie`] to the response ([`SessionUser::apply`]).
+pub async fn authenticate(link: &impl Link, clock: &impl Clock, cfg: &SessionConfig, req: &Request) -> Result<SessionUser, SessionError> {
+    let (sid, resign) = read_cookie(cfg, req)?;
+    let read = load(link, &sid).await?.ok_or(SessionError::NotFound)?;
+    let now = clock.now_ms();
+    let s = &read.session;
+    if s.is_expired(now) {
+        return Err(SessionError::NotFound);
+    }
+    let user = s.user.clone().ok_or(SessionError::Anonymous)?;
+    let mut out = SessionUser {
+        user,
+        handle: handle(&sid),
+        created_at_ms: s.meta.created_at,
+        last_seen_ms: s.meta.last_seen,
+        expires_at_ms: s.expires,
+        set_cookie: None,
+        sid,
+    };
+    let due = s.meta.last_seen.is_none_or(|seen| now.saturating_sub(seen) >= cfg.refresh_interval_ms);
+    if due {
+        let secure = cfg.secure_for(req);
+        let mut new = s.clone();
+        new.roll(now, cfg);
+        let (user_agent, ip) = request_meta(cfg, req);
+        new.set_meta(Meta { last_seen: Some(now), user_agent: user_agent.or(s.meta.user_agent.clone()), ip: ip.or(s.meta.ip.clone()), ..s.meta.clone() });
+        match commit(link, &read, &new, secure, cfg, now).await? {
+            Commit::Written => {
+                out.expires_at_ms = new.expires;
+                out.last_seen_ms = Some(now);
+                out.set_cookie = Some(set_cookie(cfg, req, &out.sid, new.expires, now));
+            }
+            Commit::Gone | Commit::Deleted => return Err(SessionError::NotFound),
+            // Another request wrote it between our read and write: it
+            // refreshed it or changed a field. Either way we are still in.
+            Commit::Conflict => {}
+        }
+    }
+    if resign && out.set_cookie.is_none() {
+        out.set_cookie = Some(set_cookie(cfg, req, &out.sid, out.expires_at_ms, now));
+    }
+    Ok(out)
+}
+
+/// Logs `user` in: a NEW session id (never the one the request carried, which
+/// is destroyed in the same script: no fixation), stored with `SET NX` and
+/// indexed under the user. One round trip. Send `set_cookie` with the response.
+pub async fn create(
+    link: &impl Link,
+    clock: &impl Clock,
+    rng: &impl Rng,
+    cfg: &SessionConfig,
+    req: &Request,
+    user: UserRef,
+) -> Result<SessionUser, SessionError> {
+    let now = clock.now_ms();
+    let replaced = read_cookie(cfg, req).ok().map(|(sid, _)| sid);
+    let (user_agent, ip) = request_meta(cfg, req);
+    let meta = Meta { created_at: Some(now), last_seen: Some(now), user_agent, ip };
+    let stored = StoredSession::new(user.clone(), meta, now, cfg);
+    let json = stored.to_json(cfg, cfg.secure_for(req));
+    let ttl = ttl_secs(stored.expires, now);
+    for _ in 0..3 {
+        let sid = new_sid(rng);
+        let mut keys = vec![Arg::from(session_key(&sid)), index_key(user.id).into()];
+        if let Some(old) = replaced.as_deref().filter(|old| *old != sid) {
+            keys.push(session_key(old).into());
+        }
+        let args = [Arg::from(sid.as_str()), json.as_str().into(), now.into(), MAX_SESSIONS_PER_USER.into(), ttl.into(), KEY_PREFIX.into()];
+        if link.eval(&scripts::CREATE_SCRIPT, &keys, &args).await?.int()? == 1 {
+            return Ok(SessionUser {
+                user,
+                handle: handle(&sid),
+                created_at_ms: Some(now),
+                last_seen_ms: Some(now),
+                expires_at_ms: stored.expires,
+                set_cookie: Some(set_cookie(cfg, req, &sid, stored.expires, now)),
+                sid,
+            });
+        }
+    }
+    Err(SessionError::Redis(redis::Error::Server("could not draw a free session id".into())))
+}
+
+/// Destroys an authenticated session (one script: the key and its index entry).
+pub async fn destroy(link: &impl Link, session: &SessionUser) -> Result<bool, SessionError> {
+    let keys = [Arg::from(session_key(&session.sid)), index_key(session.user.id).into()];
+    Ok(link.eval(&scripts::DESTROY_SCRIPT, &keys, &[session.sid.as_str().into()]).await?.int()? == 1)
+}
+
+/// Logs out whatever session the request's cookie names, if any: the GET
+/// (to find its user's index) and the destroy script. `Ok(false)` when there
+/// was nothing to destroy. Clear the cookie either way.
+pub async fn logout(link: &impl Link, cfg: &SessionConfig, req: &Request) -> Result<bool, SessionError> {
+    let Ok((sid, _)) = read_cookie(cfg, req) else { return Ok(false) };
+    let user = match load(link, &sid).await {
+        Ok(None) => return Ok(false),
+        Ok(Some(l)) => l.session.user,
+        // Unreadable: destroy it all the same.
+        Err(SessionError::Corrupt(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let mut keys = vec![Arg::from(session_key(&sid))];
+    if let Some(u) = user {
+        keys.push(index_key(u.id).into());
+    }
+    Ok(link.eval(&scripts::DESTROY_SCRIPT, &keys, &[sid.as_str().into()]).await?.int()? == 1)
+}
+
+/// Logs a user out everywhere. Returns how many sessions were live.
+pub async fn destroy_all(link: &impl Link, user_id: i64) -> Result<u64, SessionError> {
+    let n = link.eval(&scripts::DESTROY_ALL_SCRIPT, &[index_key(user_id).into()], &[KEY_PREFIX.into()]).await?.int()?;
+    Ok(n.max(0) as u64)
+}
+
+/// Destroys the user's session with this handle. `false` when the user has
+/// no live session by that handle.
+pub async fn destroy_handle(link: &impl Link, user_id: i64, handle: &str) -> Result<bool, SessionError> {
+    if handle.len() != 16 || !handle.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Ok(false);
+    }
+    let args = [Arg::from(KEY_PREFIX), handle.into()];
+    Ok(link.eval(&scripts::DESTROY_HANDLE_SCRIPT, &[index_key(user_id).into()], &args).await?.int()? == 1)
+}
+
+/// One entry of the session list. No sid: the handle names it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SessionSummary {
+    pub handle: String,
+    pub current: bool,
+    pub created_at: Option<String>,
+    pub last_seen: Option<String>,
+    pub expires_at: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The user's live sessions, newest first (one script, which also trims
+/// index entries whose session is gone).
+pub async fn list(link: &impl Link, clock: &impl Clock, current: &SessionUser) -> Result<Vec<SessionSummary>, SessionError> {
+    let reply = link.eval(&scripts::LIST_SCRIPT, &[index_key(current.user.id).into()], &[KEY_PREFIX.into()]).await?;
+    let now = clock.now_ms();
+    let mut out = Vec::new();
+    for pair in reply.values().chunks(2) {
+        let [sid, raw] = pair else { break };
+        let (Some(sid), Some(raw)) = (sid.as_bytes(), raw.as_bytes()) else { continue };
+        let sid = String::from_utf8_lossy(sid);
+        let Ok(s) = StoredSession::parse(raw) else { continue };
+        if s.is_expired(now) || s.user.as_ref().map(|u| u.id) != Some(current.user.id) {
+            continue;
+        }
+        out.push(SessionSummary {
+            handle: handle(&sid),
+            current: *sid == current.sid,
+            created_at: s.meta.created_at.map(to_iso),
+            last_seen: s.meta.last_seen.map(to_iso),
+            expires_at: s.expires.map(to_iso),
+            user_agent: s.meta.user_agent,
+            ip: s.meta.ip,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::SeqRng;
+
+    fn cfg() -> SessionConfig {
+        SessionConfig::new(vec!["0123456789abcdef-secret".into(), "an old secret".into()]).unwrap()
+    }
+
+    fn req(headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/auth/me".into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sids_are_32_base64url_characters() {
+        let sid = new_sid(&SeqRng::default());
+        assert_eq!(sid.len(), 32);
+        assert!(valid_sid(&sid));
+        assert_eq!(sid, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX");
+        assert!(!valid_sid("a.b") && !valid_sid("") && !valid_sid(&"a".repeat(129)) && !valid_sid("a:b"));
+    }
+
+    #[test]
+    fn handles_are_truncated_sha1() {
+        // printf apple | sha1sum → d0be2dc421be4fcd0172e5afceea3970e2f3d940
+        assert_eq!(handle("apple"), "d0be2dc421be4fcd");
+    }
+
+    #[test]
+    fn read_cookie_verifies_rotates_and_refuses() {
+        let c = cfg();
+        let cookie = |v: String| req(&[("cookie", &format!("connect.sid={v}"))]);
+        let new = cookie::wire_value("abc", "0123456789abcdef-secret");
+        let old = cookie::wire_value("abc", "an old secret");
+        assert_eq!(read_cookie(&c, &cookie(new.clone())), Ok(("abc".into(), false)));
+        assert_eq!(read_cookie(&c, &cookie(old)), Ok(("abc".into(), true)), "old secret: re-sign");
+        assert_eq!(read_cookie(&c, &req(&[])), Err(SessionError::Missing));
+        assert_eq!(read_cookie(&c, &cookie("abc".into())), Err(SessionError::BadCookie(CookieError::Malformed)));
+        let tampered = new.replace("abc", "abd");
+        assert_eq!(read_cookie(&c, &cookie(tampered)), Err(SessionError::BadCookie(CookieError::BadSignature)));
+        let dup = req(&[("cookie", &format!("connect.sid={new}; connect.sid={}", cookie::wire_value("xyz", "0123456789abcdef-secret")))]);
+        assert_eq!(read_cookie(&c, &dup), Err(SessionError::BadCookie(CookieError::Ambiguous)));
+        // A correctly signed sid that is no key we would build.
+        let odd = cookie::wire_value("../x y", "0123456789abcdef-secret");
+        assert_eq!(read_cookie(&c, &cookie(odd)), Err(SessionError::BadCookie(CookieError::Malformed)));
+        for e in [SessionError::Missing, SessionError::NotFound, SessionError::Anonymous, SessionError::BadCookie(CookieError::Ambiguous)] {
+            assert_eq!(e.to_problem().detail, "no valid session; log in first", "one uniform 401");
+        }
+        assert_eq!(SessionError::Redis(redis::Error::Unavailable("x".into())).to_problem().status, 503);
+    }
+
+    #[test]
+    fn set_cookie_follows_the_policy() {
+        let mut c = cfg();
+        let r = req(&[("spin-full-url", "https://app.example/auth/login")]);
+        let now = 1_700_000_000_000;
+        let v = set_cookie(&c, &r, "apple", Some(now + 86_400_000), now);
+        assert_eq!(v, format!(
+            "connect.sid={}; Max-Age=86400; Path=/; Expires=Wed, 15 Nov 2023 22:13:20 GMT; HttpOnly; Secure; SameSite=Lax",
+            cookie::wire_value("apple", "0123456789abcdef-secret")
+        ));
+        c.domain = Some("example.com".into());
+        c.secure = SecurePolicy::Never;
+        c.http_only = false;
+        let v = set_cookie(&c, &r, "apple", None, now);
+        assert!(v.ends_with("; Domain=example.com; Path=/; SameSite=Lax"), "{v}");
+        assert_eq!(clear_cookie(&c, &req(&[])), "connect.sid=; Max-Age=0; Domain=example.com; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; SameSite=Lax");
+    }
+}
