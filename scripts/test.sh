@@ -23,6 +23,8 @@ tests/interop/express-session/run.sh 2>&1 | tee -a "$out"
 log "interop: @upstash/ratelimit and the api component sharing one keyspace"
 tests/interop/upstash-ratelimit/run.sh 2>&1 | tee -a "$out"
 
+# notify interop (socket.io): added with the notify component
+
 log "unit and end-to-end tests (cargo test)"
 cargo test --release --tests \
     -p spindle -p spindle-runner -p spindle-rest-gateway -p spindle-e2e 2>&1 | tee -a "$out"

@@ -241,9 +241,10 @@ impl Backend {
 
     /// The Spin variables that point the app at this backend.
     pub fn variables(&self) -> Vec<(&'static str, String)> {
+        let trigger = ("redis_trigger_url", self.redis.url());
         match &self.gateway {
-            None => vec![("redis_url", self.redis.url()), ("redis_origin", self.redis.url())],
-            Some(g) => vec![("redis_url", g.url()), ("redis_origin", g.url()), ("redis_token", g.token.clone())],
+            None => vec![("redis_url", self.redis.url()), ("redis_origin", self.redis.url()), trigger],
+            Some(g) => vec![("redis_url", g.url()), ("redis_origin", g.url()), ("redis_token", g.token.clone()), trigger],
         }
     }
 
