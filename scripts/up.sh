@@ -40,6 +40,17 @@ if [ "$redis_url" = "redis://127.0.0.1:6379" ] && ! redis-cli -p 6379 ping >/dev
 fi
 
 vars=()
+# auth needs session_secrets: a development secret, generated once and kept in
+# the gitignored .spin/ so logins survive restarts. Yours wins if you set one
+# (SPIN_VARIABLE_SESSION_SECRETS, or --variable after --).
+if [ -z "${SPIN_VARIABLE_SESSION_SECRETS:-}" ]; then
+    secret_file=.spin/dev-session-secret
+    if [ ! -s "$secret_file" ]; then
+        mkdir -p .spin
+        (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=,\n' > "$secret_file")
+    fi
+    vars+=(--variable "session_secrets=$(cat "$secret_file")")
+fi
 if [ "$rest" = 1 ]; then
     token="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
     log "starting the REST gateway on 127.0.0.1:8079 in front of $redis_url"

@@ -527,3 +527,54 @@ async fn without_session_secrets_auth_is_a_clear_500() {
     // The rest of the app is unaffected.
     assert_eq!(get(&rt, "/healthz", None).await.status, 200);
 }
+
+both_transports!(login_attempts_are_throttled_per_address_and_per_username, |b: Backend| async move {
+    let db = TempDir::new();
+    let rt = start(&b, &db, &[("login_rate_limit", "fixed_window 3/60s")]);
+    assert_eq!(register(&rt, "victim").await.status, 201);
+    let wrong = json!({ "username": "victim", "password": "not the password" });
+
+    // Three wrong passwords spend the budget; they are 401s with rate-limit headers.
+    for _ in 0..3 {
+        let r = send(http().post(rt.url("/auth/login")).json(&wrong)).await;
+        r.assert_problem(401);
+    }
+    // The fourth is refused before any password check: 429 with Retry-After.
+    let r = http().post(rt.url("/auth/login")).json(&wrong).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "urn:spindle:problem:quota-exceeded");
+    // Even the right password is refused now: the budget is per username too.
+    let right = json!({ "username": "victim", "password": PASSWORD });
+    assert_eq!(send(http().post(rt.url("/auth/login")).json(&right)).await.status, 429);
+});
+
+both_transports!(a_successful_login_gives_its_attempts_back, |b: Backend| async move {
+    let db = TempDir::new();
+    let rt = start(&b, &db, &[("login_rate_limit", "fixed_window 3/60s")]);
+    assert_eq!(register(&rt, "regular").await.status, 201);
+    // Ten good logins in a row with a budget of three: none is refused.
+    for _ in 0..10 {
+        login(&rt, "regular").await;
+    }
+});
+
+both_transports!(api_limits_a_logged_in_user_per_user, |b: Backend| async move {
+    let db = TempDir::new();
+    let rt = start(&b, &db, &[("api_rate_limit", "fixed_window 5/60s")]);
+    assert_eq!(register(&rt, "carol").await.status, 201);
+    let cookie = login(&rt, "carol").await;
+    let q = get(&rt, "/api/quota", Some(&cookie)).await;
+    assert_eq!((q.status, q.body["identity"].as_str()), (200, Some("user")), "{q:?}");
+    let anon = get(&rt, "/api/quota", None).await;
+    assert_eq!(anon.body["identity"], "ip");
+    for _ in 0..5 {
+        assert_eq!(get(&rt, "/api/ping", Some(&cookie)).await.status, 200);
+    }
+    assert_eq!(get(&rt, "/api/ping", Some(&cookie)).await.status, 429, "the user's budget is spent");
+    assert_eq!(get(&rt, "/api/ping", None).await.status, 200, "the address's budget is separate");
+    // A forged cookie is just anonymous here, never a 5xx.
+    assert_eq!(get(&rt, "/api/ping", Some("connect.sid=s%3Aforged.sig")).await.status, 200);
+});

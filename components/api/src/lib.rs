@@ -17,6 +17,7 @@ use spindle::config::{RedisConfig, Vars};
 use spindle::env::SystemClock;
 use spindle::http::{Problem, Response};
 use spindle::ratelimit::{ApiKeys, Identity, Limited, Throttle};
+use spindle::session::{self, SessionConfig, SessionUser};
 use spindle::spin::{serve, SpinLink, SpinVars};
 
 /// The unit of `POST /api/echo`'s cost: one per started KiB.
@@ -59,17 +60,22 @@ async fn api(req: spindle::http::Request) -> Result<Response, Problem> {
     let throttle = Throttle::api(&vars)?;
     let cfg = RedisConfig::from_vars(&vars).map_err(|e| Problem::misconfigured(&e.to_string()))?;
     let link = SpinLink::new(&cfg);
-    let who = identify(&req, &link, &throttle, &vars).await?;
+    let (who, session) = identify(&req, &link, &throttle, &vars).await?;
     let clock = SystemClock;
+    // A rolling refresh of the session cookie rides on whatever we answer.
+    let finish = |r: Response| match &session {
+        Some(s) => s.apply(r),
+        None => r,
+    };
 
     match route {
         Route::Ping => {
             let limited = throttle.check(&link, &clock, &who, 1).await?;
-            Ok(limited.apply(no_store(Response::json(200, &serde_json::json!({ "pong": true })))))
+            Ok(finish(limited.apply(no_store(Response::json(200, &serde_json::json!({ "pong": true }))))))
         }
         Route::Quota => {
             let limited = throttle.peek(&link, &clock, &who).await?;
-            Ok(limited.apply(no_store(Response::json(200, &quota_body(&throttle, &who, &limited)))))
+            Ok(finish(limited.apply(no_store(Response::json(200, &quota_body(&throttle, &who, &limited))))))
         }
         Route::Echo => {
             let limited = throttle.check(&link, &clock, &who, cost).await?;
@@ -81,7 +87,7 @@ async fn api(req: spindle::http::Request) -> Result<Response, Problem> {
                 ],
                 body: req.body,
             };
-            Ok(limited.apply(no_store(resp)))
+            Ok(finish(limited.apply(no_store(resp))))
         }
     }
 }
@@ -108,35 +114,32 @@ fn echo_cost(req: &spindle::http::Request, vars: &impl Vars) -> Result<i64, Prob
     Ok(req.body.len().div_ceil(ECHO_UNIT_BYTES).max(1) as i64)
 }
 
-/// Who the request counts against. This is the one place that decides.
+/// Who the request counts against. This is the one place that decides:
+/// a logged-in user (by the shared session cookie), else a known API key,
+/// else the client address.
 async fn identify(
     req: &spindle::http::Request,
     link: &SpinLink,
     throttle: &Throttle,
     vars: &impl Vars,
-) -> Result<Identity, Problem> {
-    // ── SESSION USER: plug the auth component's session check in here. ─────
-    // Once auth has landed, resolve the session cookie first and, for a
-    // logged-in caller, count against the user rather than the address:
-    //
-    //     let cfg = spindle::session::SessionConfig::from_vars(vars).map_err(|e| e.to_problem())?;
-    //     match spindle::session::authenticate(link, &SystemClock, &cfg, req).await {
-    //         Ok(s) => return Ok(Identity::User(s.user.id.to_string())),
-    //         Err(e) if e.is_unauthorized() => {}           // anonymous: fall through
-    //         Err(e) => return Err(e.to_problem()),
-    //     }
-    //
-    // (declare the session variables for this component in spin.toml, and
-    // add `s.set_cookie`, if any, to the response: `s.apply(resp)`).
-    // That lookup costs logged-in callers one more Redis round trip.
-    // ────────────────────────────────────────────────────────────────────────
-    let _ = link;
+) -> Result<(Identity, Option<SessionUser>), Problem> {
+    // The session lookup is one GET, paid only by requests that carry the
+    // session cookie. A bad or expired cookie is simply anonymous here; so is
+    // a failed lookup, since the limiter applies its own failure policy next.
+    // Without session secrets no cookie can be valid: everyone is anonymous.
+    if let Ok(cfg) = SessionConfig::from_vars(vars) {
+        if session::has_cookie(&cfg, req) {
+            if let Ok(s) = session::authenticate(link, &SystemClock, &cfg, req).await {
+                return Ok((Identity::User(s.user.id.to_string()), Some(s)));
+            }
+        }
+    }
     let keys = ApiKeys::parse(&vars.get("api_keys").unwrap_or_default())
         .map_err(|e| Problem::misconfigured(&format!("api_keys: {e}")))?;
     if let Some(key) = keys.identify(req)? {
-        return Ok(key);
+        return Ok((key, None));
     }
-    Ok(throttle.client(req))
+    Ok((throttle.client(req), None))
 }
 
 fn quota_body(throttle: &Throttle, who: &Identity, limited: &Limited) -> serde_json::Value {

@@ -22,11 +22,11 @@ use spin_sdk::http_component;
 use spindle::config::RedisConfig;
 use spindle::env::{Clock, OsRng, SystemClock};
 use spindle::http::{Problem, Response};
+use spindle::ratelimit::{Identity, Limited, Throttle};
 use spindle::redis::Link;
 use spindle::session::{self, SessionConfig, SessionError, SessionUser, UserRef};
 use spindle::spin::{serve, SpinLink, SpinVars};
 use spindle::users::{self, SpinSqlite, SqlUserStore, UserStore};
-use std::net::IpAddr;
 use std::time::Instant;
 
 /// Largest JSON body the auth routes accept.
@@ -129,27 +129,52 @@ async fn register(req: spindle::http::Request) -> Result<Response, Problem> {
     }
 }
 
-/// Brute-force protection for `POST /auth/login`: THE integration point for
-/// `spindle::ratelimit` (being built alongside; not wired yet).
+/// Brute-force protection for `POST /auth/login`, through `spindle::ratelimit`
+/// with the `login_rate_limit` policy (failing closed by default).
 ///
-/// `login` calls this first, right after parsing the body and before any
-/// user lookup or password hashing, so a refused attempt costs neither.
-/// When the limiter lands it should check two limits, ideally in one round
-/// trip: per client IP (`ip`, already resolved through `trusted_proxies`)
-/// and per username (lower-cased, then hashed: user input never becomes a
-/// key as is), and answer 429 `rate-limited` with `Retry-After` when either
-/// is spent. Count every attempt, not only failures, so the answer does not
-/// reveal whether a password was right. Until then it lets everything through.
-async fn throttle_login(link: &impl Link, ip: Option<IpAddr>, username: &str) -> Result<(), Problem> {
-    let _ = (link, ip, username);
-    Ok(())
+/// `login` calls this first, right after parsing the body and before any user
+/// lookup or password hashing, so a refused attempt costs neither. Two
+/// budgets are spent: one per client address (resolved through
+/// `trusted_proxies`) and one per username (lower-cased; an unusual name is
+/// hashed before it becomes a key). Every attempt counts, not only failures,
+/// so the answer does not reveal whether a password was right; a successful
+/// login gives its attempts back. Either budget spent answers 429
+/// `quota-exceeded` with `Retry-After`.
+struct LoginAttempt {
+    throttle: Throttle,
+    by_ip: Identity,
+    by_name: Identity,
+    limited: Limited,
+}
+
+async fn throttle_login(link: &impl Link, req: &spindle::http::Request, username: &str) -> Result<LoginAttempt, Problem> {
+    let throttle = Throttle::login(&SpinVars)?;
+    let by_ip = throttle.client(req);
+    let by_name = Identity::Name(format!("login:{}", username.to_lowercase()));
+    let limited = throttle.check(link, &SystemClock, &by_ip, 1).await?;
+    let by_name_limited = throttle.check(link, &SystemClock, &by_name, 1).await;
+    if by_name_limited.is_err() {
+        // The address's attempt was spent on a request that is refused anyway;
+        // give it back so one targeted username cannot exhaust a shared address.
+        let _ = throttle.refund(link, &SystemClock, &by_ip, 1).await;
+    }
+    by_name_limited?;
+    Ok(LoginAttempt { throttle, by_ip, by_name, limited })
+}
+
+impl LoginAttempt {
+    /// A successful login returns its attempts: only failures accumulate.
+    async fn succeeded(&self, link: &impl Link) {
+        let _ = self.throttle.refund(link, &SystemClock, &self.by_ip, 1).await;
+        let _ = self.throttle.refund(link, &SystemClock, &self.by_name, 1).await;
+    }
 }
 
 async fn login(req: spindle::http::Request) -> Result<Response, Problem> {
     let env = env()?;
     env.cfg.check_origin(&req).map_err(fail)?;
     let body: Credentials = req.json(BODY_LIMIT)?;
-    throttle_login(&env.link, env.cfg.client_ip(&req), &body.username).await?;
+    let attempt = throttle_login(&env.link, &req, &body.username).await?;
 
     let store = store()?;
     let started = Instant::now();
@@ -159,8 +184,11 @@ async fn login(req: spindle::http::Request) -> Result<Response, Problem> {
     let timing = format!("verify;dur={:.1}", started.elapsed().as_secs_f64() * 1000.0);
     let Some(user) = found else {
         // One answer for "no such user" and "wrong password".
-        return Err(Problem::unauthorized("invalid username or password").with_header("server-timing", timing));
+        let mut problem = Problem::unauthorized("invalid username or password").with_header("server-timing", timing);
+        problem.headers.extend(attempt.limited.apply(Response::empty(401)).headers);
+        return Err(problem);
     };
+    attempt.succeeded(&env.link).await;
     let who = UserRef { id: user.id, username: user.username.clone() };
     let session = session::create(&env.link, &SystemClock, &OsRng, &env.cfg, &req, who).await.map_err(fail)?;
     let resp = Response::json(200, &json!({ "user": user, "session": session.session_json() }));

@@ -217,6 +217,12 @@ impl SessionUser {
 
 /// The verified sid of the request's cookie and whether it must be
 /// re-signed (it verified with an older secret).
+/// Whether the request carries a session cookie at all, valid or not: other
+/// components skip the session lookup (and its round trip) without one.
+pub fn has_cookie(cfg: &SessionConfig, req: &Request) -> bool {
+    !matches!(cookie::find(req.header_all("cookie"), &cfg.cookie_name), Ok(None))
+}
+
 pub fn read_cookie(cfg: &SessionConfig, req: &Request) -> Result<(String, bool), SessionError> {
     let value = cookie::find(req.header_all("cookie"), &cfg.cookie_name)
         .map_err(SessionError::BadCookie)?
