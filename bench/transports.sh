@@ -7,7 +7,8 @@
 #
 # Everything runs on loopback: a throwaway redis-server on a free port, the
 # gateway, the runner, and wrk (Debian's package; installed if missing).
-# Extra runner variables: VARS="--variable k=v ...".
+# Other app variables come from the environment, as for the runner itself:
+#   SPIN_VARIABLE_API_RATE_LIMIT="fixed_window 1000000000/60s" bench/transports.sh /api/ping
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -20,7 +21,6 @@ routes=("$@")
 [ ${#routes[@]} -gt 0 ] || routes=(/healthz)
 duration="${DURATION:-10s}"
 conns="${CONNECTIONS:-50}"
-extra_vars=(${VARS:-})
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
@@ -45,7 +45,7 @@ run() { # $1 transport
     if [ "$1" = tcp ]; then url="redis://127.0.0.1:$rport"; else url="http://127.0.0.1:$gport"; token_var=(--variable "redis_token=$token"); fi
     target/release/spindle-runner up -f spin.toml --listen "127.0.0.1:$port" \
         --variable "redis_url=$url" --variable "redis_origin=$url" ${token_var[@]+"${token_var[@]}"} \
-        ${extra_vars[@]+"${extra_vars[@]}"} >/dev/null 2>&1 &
+        >/dev/null 2>&1 &
     local pid=$!
     for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
     for route in "${routes[@]}"; do

@@ -51,9 +51,14 @@ ensure_node_modules() {
     fi
 }
 
+# The native packages, built and tested together: one cargo invocation with
+# one feature resolution, so wasmtime and friends compile once, not once per
+# different package selection.
+NATIVE_PACKAGES=(-p spindle -p spindle-runner -p spindle-rest-gateway -p spindle-e2e)
+
 build_all() {
     log "building the components (wasm32-wasip2)"
     cargo build --target wasm32-wasip2 --release
-    log "building the runner and the REST gateway"
-    cargo build --release -p spindle-runner -p spindle-rest-gateway
+    log "building the runner, the REST gateway and the tests"
+    cargo build --release --all-targets "${NATIVE_PACKAGES[@]}"
 }

@@ -50,7 +50,7 @@ wait_port() {
 }
 
 # --- Build (no-ops when scripts/test.sh has built everything) ---------------
-(cd "$repo" && cargo build --release -p spindle-runner && cargo build --target wasm32-wasip2 --release)
+(cd "$repo" && . scripts/lib.sh && build_all >&2)
 
 # --- Redis -------------------------------------------------------------------
 redis_port="$(free_port)"

@@ -61,7 +61,7 @@ redis_url="redis://127.0.0.1:$redis_port"
 # --- Spindle -----------------------------------------------------------------
 # The runner loads every component of spin.toml; build what is stale (no-ops
 # after scripts/test.sh's build).
-(cd "$repo" && cargo build --release -p spindle-runner && cargo build --target wasm32-wasip2 --release)
+(cd "$repo" && . scripts/lib.sh && build_all >&2)
 
 start_runner() { # $1 name, then --variable values
   local name="$1" port

@@ -48,7 +48,7 @@ for _ in $(seq 1 100); do
 done
 
 # --- Gateway -----------------------------------------------------------------
-(cd "$repo" && cargo build --release -p spindle-rest-gateway)
+(cd "$repo" && . scripts/lib.sh && build_all >&2)
 token="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 SPINDLE_REST_TOKEN="$token" "$gateway_bin" --listen 127.0.0.1:0 \
   --redis "redis://127.0.0.1:$redis_port" >"$workdir/gateway.out" &
