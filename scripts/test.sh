@@ -26,7 +26,7 @@ tests/interop/upstash-ratelimit/run.sh 2>&1 | tee -a "$out"
 # notify interop (socket.io): added with the notify component
 
 log "unit and end-to-end tests (cargo test)"
-cargo test --release --tests "${NATIVE_PACKAGES[@]}" 2>&1 | tee -a "$out"
+cargo test --release --tests --no-fail-fast "${NATIVE_PACKAGES[@]}" 2>&1 | tee -a "$out"
 
 # One closing line for the whole run, over every runner above.
 passed=$(( $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}') \

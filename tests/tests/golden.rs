@@ -78,7 +78,6 @@ async fn every_script_gives_the_same_reply_on_every_transport() {
     let start = |b: &Backend| {
         let mut variables = b.variables();
         variables.push(("secret_thing", "x".into()));
-        variables.push(("trigger_redis_url", b.redis.url()));
         Runner::start(&fixture("testbed.toml"), RunnerOpts { variables, ..Default::default() })
     };
     let (rt_tcp, rt_rest) = (start(&tcp), start(&rest));

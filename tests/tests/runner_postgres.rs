@@ -11,7 +11,7 @@ fn testbed(redis: &Redis) -> Runner {
         variables: vec![
             ("redis_url", redis.url()),
             ("redis_origin", redis.url()),
-            ("trigger_redis_url", redis.url()),
+            ("redis_trigger_url", redis.url()),
             ("secret_thing", "s3cret".into()),
         ],
         ..Default::default()
