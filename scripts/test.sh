@@ -23,7 +23,8 @@ tests/interop/express-session/run.sh 2>&1 | tee -a "$out"
 log "interop: @upstash/ratelimit and the api component sharing one keyspace"
 tests/interop/upstash-ratelimit/run.sh 2>&1 | tee -a "$out"
 
-# notify interop (socket.io): added with the notify component
+log "interop: Socket.IO 4 servers on @socket.io/redis-adapter receiving notify publishes"
+tests/interop/socketio/run.sh 2>&1 | tee -a "$out"
 
 log "unit and end-to-end tests (cargo test)"
 cargo test --release --tests --no-fail-fast "${NATIVE_PACKAGES[@]}" 2>&1 | tee -a "$out"

@@ -26,13 +26,11 @@ use spindle::ratelimit::{Identity, Limited, Throttle};
 use spindle::redis::Link;
 use spindle::session::{self, SessionConfig, SessionError, SessionUser, UserRef};
 use spindle::spin::{serve, SpinLink, SpinVars};
-use spindle::users::{self, SpinSqlite, SqlUserStore, UserStore};
+use spindle::users::{self, UserStore};
 use std::time::Instant;
 
 /// Largest JSON body the auth routes accept.
 const BODY_LIMIT: usize = 4096;
-/// The Spin SQLite database that holds `users` (see `sqlite_databases`).
-const DATABASE: &str = "default";
 
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
@@ -97,9 +95,10 @@ fn fail(e: SessionError) -> Problem {
     e.to_problem()
 }
 
-fn store() -> Result<SqlUserStore<SpinSqlite>, Problem> {
-    let now = session::to_iso(SystemClock.now_ms());
-    SpinSqlite::open(DATABASE).and_then(|sql| SqlUserStore::open(sql, &now)).map_err(|e| {
+/// The user store `db_url` selects (Spin SQLite `default`, or PostgreSQL),
+/// through the one selection function `users` uses too.
+fn store() -> Result<users::Store, Problem> {
+    users::open_store(&SpinVars).map_err(|e| {
         eprintln!("auth: {e}");
         Problem::from(e)
     })

@@ -74,6 +74,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let rt = Arc::new(app::Runtime::load(&app, vars, &runtime_config)?);
 
     let mut triggers = Vec::new();
+    let mut subscribed = Vec::new();
     for t in &app.manifest.trigger.redis {
         let address = match (&t.address, &app.manifest.application.trigger.redis) {
             (Some(a), _) => a.clone(),
@@ -85,8 +86,14 @@ async fn up(args: UpArgs) -> Result<()> {
             channel: rt.vars.expand(&t.channel)?,
             component: t.component.clone(),
         };
-        triggers.push(redis_trigger::spawn(rt.clone(), sub));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        subscribed.push(rx);
+        triggers.push(redis_trigger::spawn(rt.clone(), sub, tx));
     }
+    // Serve once the Redis triggers are subscribed, so a message published
+    // right after start-up is not missed; but never wait long on a Redis
+    // that is down (the triggers keep retrying in the background).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), futures::future::join_all(subscribed)).await;
 
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;

@@ -15,11 +15,14 @@ pub struct Subscription {
     pub component: String,
 }
 
-pub fn spawn(rt: Arc<Runtime>, sub: Subscription) -> tokio::task::JoinHandle<()> {
+/// Starts the subscription loop. `subscribed` fires once, the first time the
+/// subscription is in place, so start-up can wait for it (bounded).
+pub fn spawn(rt: Arc<Runtime>, sub: Subscription, subscribed: tokio::sync::oneshot::Sender<()>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
+        let mut subscribed = Some(subscribed);
         loop {
-            match run(&rt, &sub).await {
+            match run(&rt, &sub, &mut subscribed).await {
                 Ok(()) => eprintln!("[redis-trigger] {}: connection closed; reconnecting", sub.channel),
                 Err(e) => eprintln!("[redis-trigger] {}: {e}; reconnecting in {backoff:?}", sub.channel),
             }
@@ -29,11 +32,14 @@ pub fn spawn(rt: Arc<Runtime>, sub: Subscription) -> tokio::task::JoinHandle<()>
     })
 }
 
-async fn run(rt: &Arc<Runtime>, sub: &Subscription) -> anyhow::Result<()> {
+async fn run(rt: &Arc<Runtime>, sub: &Subscription, subscribed: &mut Option<tokio::sync::oneshot::Sender<()>>) -> anyhow::Result<()> {
     let client = redis::Client::open(sub.address.as_str())?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(&sub.channel).await?;
     eprintln!("[redis-trigger] subscribed to {} for {}", sub.channel, sub.component);
+    if let Some(tx) = subscribed.take() {
+        let _ = tx.send(());
+    }
     let mut messages = pubsub.on_message();
     while let Some(msg) = messages.next().await {
         let payload = msg.get_payload_bytes().to_vec();

@@ -6,6 +6,7 @@
 //! The `spin` feature adds the guest adapters (Spin outbound Redis, outbound
 //! HTTP, variables); the `native` feature adds a `redis`-crate link for tests.
 
+pub mod cache;
 pub mod config;
 pub mod env;
 pub mod http;
@@ -22,6 +23,7 @@ pub fn all_scripts() -> Vec<(&'static str, &'static str)> {
     all.extend_from_slice(session::SCRIPT_SOURCES);
     all.extend_from_slice(ratelimit::SCRIPT_SOURCES);
     all.extend_from_slice(notify::SCRIPT_SOURCES);
+    all.extend_from_slice(cache::SCRIPT_SOURCES);
     all
 }
 

@@ -1,9 +1,240 @@
-//! Fan-out notifications: Redis Streams + pub/sub, and the Socket.IO
-//! redis-emitter wire format. (Being built: see the notify issue; the
-//! emitter encoding is here already.)
+//! Fan-out notifications across hosts: Redis Streams for durable, ordered
+//! events, pub/sub for live listeners, and the Socket.IO redis-emitter wire
+//! format for Socket.IO 4 servers.
+//!
+//! **Events.** A publish is one Lua script call ([`publish()`]): it checks
+//! the idempotency key, takes one unit of the `notify` rate limit, XADDs the
+//! event to the topic's stream (`MAXLEN ~`), and PUBLISHes it to the topic's
+//! channel, to the webhook worker's channel when the topic has webhooks, and
+//! to a Socket.IO room when asked. Readers never subscribe: they read the
+//! stream after a cursor (the last event id they saw), so a reader on any
+//! host, or one that reconnects, misses nothing the stream still holds and
+//! sees nothing twice ([`poll`], [`stream_events`]).
+//!
+//! **Keys** (`{topic}` is a Redis Cluster hash tag, so one topic's keys
+//! share a slot; topics are validated, so they never hold braces):
+//!
+//! ```text
+//! spindle:notify:{<topic>}:events                stream: e (event), d (data JSON), t (published ms)
+//! spindle:notify:{<topic>}:idem:<hash>           string "<event id> <fingerprint>", TTL notify_idempotency_ttl
+//! spindle:notify:{<topic>}:presence              zset member JSON {"id","username"} → last heartbeat (ms)
+//! spindle:notify:{<topic>}:webhooks              set of webhook ids on the topic
+//! spindle:notify:{<topic>}:webhooks-cursor       last event id fanned out to the topic's webhooks
+//! spindle:notify:webhooks                        hash webhook id → "<owner>\n<topic>\n<JSON>"
+//! spindle:notify:webhook-topics                  set of topics that have webhooks
+//! spindle:notify:owner:<owner>:webhooks          set of the owner's webhook ids
+//! spindle:notify:owner:<owner>:dead-letters      stream of failed deliveries (j: JSON)
+//! spindle:notify:deliveries:due                  zset delivery id → when it is due (ms)
+//! spindle:notify:deliveries:pending              hash delivery id → its record
+//! channels: spindle:notify:topic:<topic> (event JSON), spindle:notify:deliver (the worker's trigger),
+//!           socket.io#/#<room># (Socket.IO emitter packets)
+//! ```
 
+pub mod json;
 pub mod msgpack;
 pub mod socketio;
 
+mod access;
+mod config;
+mod presence;
+mod publish;
+mod read;
+pub mod webhooks;
+
+pub use access::{authenticate, Caller, Topic, MAX_TOPIC_LEN};
+pub use config::{NotifyConfig, VARIABLES};
+pub use presence::{beat_topic, heartbeat, present, Present};
+pub use publish::{publish, throttle, Publish, Published, POLICY_VAR};
+pub use read::{parse_cursor, poll, stream_events, tail, Batch, Event, Pause, Sink, ZERO_CURSOR};
+
+use crate::http::Problem;
+use crate::redis;
+use std::fmt;
+
 /// The Lua scripts of this module, by name, for the golden tests.
-pub const SCRIPT_SOURCES: &[(&str, &str)] = &[];
+pub const SCRIPT_SOURCES: &[(&str, &str)] = &[
+    ("notify/publish_fixed_window", publish::PUBLISH_FIXED_WINDOW),
+    ("notify/publish_sliding_window", publish::PUBLISH_SLIDING_WINDOW),
+    ("notify/publish_token_bucket", publish::PUBLISH_TOKEN_BUCKET),
+    ("notify/presence_beat", presence::BEAT),
+    ("notify/presence_list", presence::LIST),
+    ("notify/webhook_create", webhooks::CREATE),
+    ("notify/webhook_list", webhooks::LIST),
+    ("notify/webhook_delete", webhooks::DELETE),
+    ("notify/delivery_claim", webhooks::CLAIM),
+    ("notify/delivery_settle", webhooks::SETTLE),
+];
+
+/// Key and channel names (see the module docs).
+pub mod keys {
+    use super::Topic;
+
+    pub const PREFIX: &str = "spindle:notify";
+    /// The worker's `[[trigger.redis]]` channel: a topic name kicks that
+    /// topic's fan-out, `*` (or anything that is not a topic) is a tick that
+    /// re-drives every topic and every due retry.
+    pub const DELIVER_CHANNEL: &str = "spindle:notify:deliver";
+    pub const TICK: &str = "*";
+    pub const WEBHOOKS: &str = "spindle:notify:webhooks";
+    pub const WEBHOOK_TOPICS: &str = "spindle:notify:webhook-topics";
+    pub const DUE: &str = "spindle:notify:deliveries:due";
+    pub const PENDING: &str = "spindle:notify:deliveries:pending";
+
+    pub fn stream(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:events")
+    }
+
+    /// Scoped to the publisher, so two callers' keys never collide, and
+    /// hashed, so the key's text is never the caller's.
+    pub fn idempotency(t: &Topic, owner: &str, key: &str) -> String {
+        format!("{PREFIX}:{{{t}}}:idem:{}", hex32(format!("{owner}\n{key}").as_bytes()))
+    }
+
+    pub fn presence(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:presence")
+    }
+
+    pub fn topic_webhooks(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:webhooks")
+    }
+
+    pub fn webhook_cursor(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:webhooks-cursor")
+    }
+
+    pub fn channel(t: &Topic) -> String {
+        format!("{PREFIX}:topic:{t}")
+    }
+
+    /// `owner` is an [`Identity::identifier`](crate::ratelimit::Identity::identifier): escaped already.
+    pub fn owner_webhooks(owner: &str) -> String {
+        format!("{PREFIX}:owner:{owner}:webhooks")
+    }
+
+    pub fn dead_letters(owner: &str) -> String {
+        format!("{PREFIX}:owner:{owner}:dead-letters")
+    }
+
+    /// The first 16 bytes of SHA-256, in hex.
+    pub fn hex32(data: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(data)[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Everything that can go wrong, by what the client is told ([`Error::to_problem`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// 400: a bad topic, event, cursor, URL or body.
+    Invalid(String),
+    /// 401: no session and no API key.
+    Unauthorized(String),
+    /// 403: not this caller's topic (or webhook).
+    Forbidden(String),
+    /// 404
+    NotFound(String),
+    /// 409: an idempotency key reused for a different publish, or a limit on webhooks.
+    Conflict(String),
+    /// 413: a body over `notify_max_payload_bytes`.
+    TooLarge(usize),
+    /// A problem decided elsewhere (429 with its rate-limit headers, 415, 431).
+    Problem(Problem),
+    /// 500: a variable has an invalid value.
+    Misconfigured(String),
+    /// 503 (500 for a bad Redis configuration).
+    Redis(redis::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invalid(m) | Error::Unauthorized(m) | Error::Forbidden(m) | Error::NotFound(m) | Error::Conflict(m) => {
+                f.write_str(m)
+            }
+            Error::TooLarge(n) => write!(f, "the body must be at most {n} bytes"),
+            Error::Problem(p) => f.write_str(&p.detail),
+            Error::Misconfigured(m) => write!(f, "misconfigured: {m}"),
+            Error::Redis(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<redis::Error> for Error {
+    fn from(e: redis::Error) -> Self {
+        Error::Redis(e)
+    }
+}
+
+impl From<Problem> for Error {
+    fn from(p: Problem) -> Self {
+        Error::Problem(p)
+    }
+}
+
+impl Error {
+    /// The one place notify errors become HTTP problems. Redis failures are
+    /// logged here (without arguments, which may hold user data) and answered
+    /// with a generic 503.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            Error::Invalid(m) => Problem::bad_request(m.clone()),
+            Error::Unauthorized(m) => Problem::unauthorized(m.clone()),
+            Error::Forbidden(m) => Problem::forbidden(m.clone()),
+            Error::NotFound(m) => Problem::new(404, "not-found", "Not Found", m.clone()),
+            Error::Conflict(m) => Problem::conflict(m.clone()),
+            Error::TooLarge(n) => Problem::payload_too_large(*n),
+            Error::Problem(p) => p.clone(),
+            Error::Misconfigured(m) => Problem::misconfigured(m),
+            Error::Redis(redis::Error::Config(m)) => Problem::misconfigured(m),
+            Error::Redis(e) => {
+                eprintln!("notify: {e}");
+                Problem::redis_unavailable()
+            }
+        }
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        e.to_problem()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_topic_hash_tag() {
+        let t = Topic::parse("chat:lobby").unwrap();
+        for k in [keys::stream(&t), keys::presence(&t), keys::topic_webhooks(&t), keys::webhook_cursor(&t)] {
+            assert!(k.starts_with("spindle:notify:{chat:lobby}:"), "{k}");
+        }
+        let a = keys::idempotency(&t, "user:1", "k");
+        assert!(a.starts_with("spindle:notify:{chat:lobby}:idem:") && !a.ends_with(":k"));
+        assert_ne!(a, keys::idempotency(&t, "user:2", "k"), "scoped to the publisher");
+        assert_eq!(keys::channel(&t), "spindle:notify:topic:chat:lobby");
+    }
+
+    #[test]
+    fn errors_map_to_problems() {
+        assert_eq!(Error::Invalid("x".into()).to_problem().status, 400);
+        assert_eq!(Error::Forbidden("x".into()).to_problem().status, 403);
+        assert_eq!(Error::TooLarge(10).to_problem().status, 413);
+        assert_eq!(Error::Conflict("x".into()).to_problem().status, 409);
+        assert_eq!(Error::Redis(redis::Error::Unavailable("x".into())).to_problem().status, 503);
+        assert_eq!(Error::Redis(redis::Error::Config("x".into())).to_problem().status, 500);
+        assert_eq!(Error::Misconfigured("x".into()).to_problem().kind, "misconfigured");
+    }
+
+    #[test]
+    fn every_script_is_listed_once() {
+        let mut names: Vec<_> = SCRIPT_SOURCES.iter().map(|(n, _)| *n).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SCRIPT_SOURCES.len());
+        assert!(SCRIPT_SOURCES.iter().all(|(_, s)| !s.trim().is_empty()));
+    }
+}

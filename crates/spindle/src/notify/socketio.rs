@@ -2,7 +2,8 @@
 //! consumed by @socket.io/redis-adapter): what to PUBLISH, and where, so
 //! Socket.IO 4 servers deliver an event to the clients in a room.
 
-use super::msgpack::{write_array_len, write_json, write_map_len, write_str};
+use super::json::Json;
+use super::msgpack::{write_array_len, write_js, write_json, write_map_len, write_str};
 use serde_json::Value;
 
 /// The emitter's uid: adapters ignore packets from their own uid only.
@@ -19,6 +20,17 @@ pub fn channel(nsp: &str, room: &str) -> String {
 /// The msgpack payload of `io.of(nsp).to(room).emit(event, ...args)`:
 /// `[uid, {type: 2, data: [event, ...args], nsp}, {rooms: [room], flags: {}, except: []}]`.
 pub fn packet(nsp: &str, room: &str, event: &str, args: &[Value]) -> Vec<u8> {
+    encode(nsp, room, event, args.len(), |out| args.iter().for_each(|a| write_json(out, a)))
+}
+
+/// The same packet for a Spindle event: `emit(event, data)`, with `data`
+/// encoded as notepack.io encodes `JSON.parse` of it (member order and JS
+/// number semantics kept), so the bytes equal @socket.io/redis-emitter's.
+pub fn event_packet(nsp: &str, room: &str, event: &str, data: &Json) -> Vec<u8> {
+    encode(nsp, room, event, 1, |out| write_js(out, data))
+}
+
+fn encode(nsp: &str, room: &str, event: &str, nargs: usize, args: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     write_array_len(&mut out, 3);
     write_str(&mut out, EMITTER_UID);
@@ -27,9 +39,9 @@ pub fn packet(nsp: &str, room: &str, event: &str, args: &[Value]) -> Vec<u8> {
     write_str(&mut out, "type");
     super::msgpack::write_int(&mut out, EVENT);
     write_str(&mut out, "data");
-    write_array_len(&mut out, 1 + args.len());
+    write_array_len(&mut out, 1 + nargs);
     write_str(&mut out, event);
-    args.iter().for_each(|a| write_json(&mut out, a));
+    args(&mut out);
     write_str(&mut out, "nsp");
     write_str(&mut out, nsp);
 
@@ -55,5 +67,8 @@ mod tests {
         let got: String = packet("/", "room1", "hello", &["world".into()]).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(got, hex);
         assert_eq!(channel("/", "room1"), "socket.io#/#room1#");
+        let data = Json::parse(r#""world""#).unwrap();
+        let same: String = event_packet("/", "room1", "hello", &data).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(same, hex);
     }
 }

@@ -1,17 +1,32 @@
-//! Users: the `users` table, password hashing, and the rules for names and
-//! passwords.
+//! Users: the `users` table, password hashing, the rules for names and
+//! passwords, and the cached, public read path of the `users` component.
 //!
-//! Storage sits behind [`UserStore`] so a PostgreSQL store can join the Spin
-//! SQLite one ([`SqlUserStore`] over [`Sql`]; in the guest, `SpinSqlite`).
-//! Passwords are hashed with Argon2id at OWASP's parameters (19 MiB, 2
-//! passes, 1 lane) and stored as PHC strings, which carry their parameters,
-//! so they can be raised later without invalidating old hashes.
+//! Storage sits behind [`UserStore`], implemented once ([`SqlUserStore`]) over
+//! a [`Sql`] connection in either dialect: Spin SQLite (the default) or
+//! PostgreSQL through Spin's outbound PostgreSQL (`pg3`), chosen by the
+//! `db_url` variable in ONE place, [`open_store`], which `auth` and `users`
+//! both call. Passwords are hashed with Argon2id at OWASP's parameters (19
+//! MiB, 2 passes, 1 lane) and stored as PHC strings, which carry their
+//! parameters, so they can be raised later without invalidating old hashes.
+//!
+//! [`cached`] puts `spindle::cache` in front of the store; [`view`] holds the
+//! HTTP-facing rules (ids, ETags, what a requester may see, patch validation).
 
+pub mod cached;
+mod db;
 mod sql;
 #[cfg(feature = "spin")]
+mod spin_pg;
+#[cfg(feature = "spin")]
 mod spin_sqlite;
+pub mod view;
 
-pub use sql::{Migration, Sql, SqlUserStore, SqlValue, MIGRATIONS};
+pub use db::{DbConfig, LazyStore, DB_VARIABLES, DEFAULT_DATABASE};
+#[cfg(feature = "spin")]
+pub use db::{open_store, SpinSql, Store};
+pub use sql::{migrate, placeholders, Dialect, Migration, Sql, SqlUserStore, SqlValue, MIGRATIONS};
+#[cfg(feature = "spin")]
+pub use spin_pg::SpinPg;
 #[cfg(feature = "spin")]
 pub use spin_sqlite::SpinSqlite;
 
@@ -21,8 +36,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::fmt;
 
-/// A user as the API shows it (never the password hash).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// A user as the API shows it (never the password hash). The cache holds
+/// exactly this; [`view`] filters it per requester.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -48,6 +64,9 @@ pub enum StoreError {
     Unavailable(String),
     /// A row did not have the expected shape (a schema mismatch).
     Corrupt(String),
+    /// `db_url` is not a database address we can use (the message never
+    /// repeats it: it may hold a password).
+    Misconfigured(String),
 }
 
 impl fmt::Display for StoreError {
@@ -55,6 +74,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Unavailable(m) => write!(f, "user store unavailable: {m}"),
             StoreError::Corrupt(m) => write!(f, "user store: unexpected data: {m}"),
+            StoreError::Misconfigured(m) => write!(f, "user store misconfigured: {m}"),
         }
     }
 }
@@ -63,10 +83,30 @@ impl std::error::Error for StoreError {}
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
-        // The detail stays generic: database errors may quote data.
-        let _ = e;
-        Problem::new(503, "store-unavailable", "Service Unavailable", "the user store is unavailable")
+        match e {
+            StoreError::Misconfigured(m) => Problem::misconfigured(&m),
+            // The detail stays generic: database errors may quote data.
+            _ => Problem::new(503, "store-unavailable", "Service Unavailable", "the user store is unavailable"),
+        }
     }
+}
+
+/// A change to a user's profile: `None` leaves a field alone, `Some(None)`
+/// clears it. Validated by [`view::parse_patch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Patch {
+    pub display_name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+}
+
+/// What [`UserStore::update`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Updated {
+    /// Written; the new row (its version bumped by one).
+    Done(User),
+    /// The version was not one the caller expected; the current row.
+    Conflict(User),
+    NotFound,
 }
 
 /// Where users live. Async so that network databases fit; the Spin SQLite
@@ -80,6 +120,19 @@ pub trait UserStore {
     async fn by_username(&self, username: &str) -> Result<Option<Credentials>, StoreError>;
 
     async fn by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
+
+    /// The users that exist among `ids`, in any order, in one statement.
+    async fn by_ids(&self, ids: &[i64]) -> Result<Vec<User>, StoreError>;
+
+    /// Applies `patch` and bumps `version` in one statement, only if the
+    /// current version is one of `expected` (when given).
+    async fn update(&self, id: i64, patch: &Patch, expected: Option<&[i64]>, now_iso: &str) -> Result<Updated, StoreError>;
+
+    /// A cache epoch (`spindle::cache`): 0 until first bumped.
+    async fn cache_epoch(&self, name: &str) -> Result<i64, StoreError>;
+
+    /// Raises a cache epoch by one and returns it.
+    async fn bump_cache_epoch(&self, name: &str) -> Result<i64, StoreError>;
 }
 
 pub const USERNAME_MIN: usize = 3;

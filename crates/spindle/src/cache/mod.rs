@@ -1,0 +1,765 @@
+//! A read-through cache in Redis, shared by the whole fleet, with leases
+//! against stale fills (Facebook's memcache leases, NSDI 2013).
+//!
+//! A lookup is one script call ([`GET`]) for any number of keys. On a miss
+//! the same script takes a lease (`SET NX PX` of a random token); only the
+//! holder loads from the source and fills, and the fill is a compare-and-set
+//! ([`FILL`]): it lands only if the token is still the current lease. A
+//! write calls [`Cache::invalidate`] after its commit, which deletes the
+//! value and the lease ([`INVALIDATE`]), so a fill that read the old row
+//! before the write is refused. Concurrent missers wait on the lease and
+//! retry, or take a stale copy where that is safe (below).
+//!
+//! **Entries** are `<epoch>:<delta ms>:<V|N><payload>`: `V` a value, `N` a
+//! cached "not found"; `delta` is how long the load took, for XFetch. A
+//! value key lives for its freshness (the TTL with jitter, or the negative
+//! TTL) plus a grace period (`stale_ms`); in the grace period it is stale.
+//!
+//! **Stale answers.** Two kinds, with different guarantees:
+//! - an entry past its freshness that no write has invalidated is still the
+//!   newest version: while the lease holder refreshes it, others get it as
+//!   [`Outcome::Stale`] at once (stale-while-revalidate);
+//! - a write keeps the value it invalidates as a stale copy for `stale_ms`.
+//!   It is older than that write, so it is served only to callers that say
+//!   they accept it (`want_stale`), never by default: a read that starts
+//!   after a write was acknowledged never sees an older version.
+//!
+//! **Epochs: writes while Redis is unreachable.** A write that cannot
+//! invalidate (Redis down or partitioned from this host, but perhaps still
+//! holding the old value) bumps an epoch in the source of truth instead.
+//! Entries carry the epoch they were filled under, and a hit requires it to
+//! equal Redis's epoch key, which holds the source's epoch for at most
+//! `epoch_ms` after it was read. So once the bump is `epoch_ms` (plus a
+//! margin) old, no host trusts an entry filled before it, and the write is
+//! acknowledged then — or sooner, if Redis comes back and takes the new
+//! epoch. The epoch key is refreshed ahead of expiry by one request at a
+//! time (an epoch lease), and when it is missing, entries are revalidated
+//! against the source's epoch instead of reloaded.
+//!
+//! **XFetch** (Vattani et al., "Optimal probabilistic cache stampede
+//! prevention", VLDB 2015): a hit refreshes early with probability growing
+//! as expiry nears, `left <= delta * beta * -ln(u)`, decided inside the script.
+//!
+//! **Round trips.** A hit is 1; a miss is 2 (lookup, fill) plus the load; a
+//! caller waiting on someone else's lease adds one per retry.
+
+mod keys;
+
+pub use keys::{escape, Keyspace, DEFAULT_PREFIX};
+
+use crate::config::Vars;
+use crate::env::{Clock, Rng};
+use crate::redis::{self, Arg, Cmd, Link, Script, Value};
+use std::fmt;
+use std::sync::OnceLock;
+
+pub const GET: &str = include_str!("get.lua");
+pub const FILL: &str = include_str!("fill.lua");
+pub const INVALIDATE: &str = include_str!("invalidate.lua");
+
+/// The Lua scripts of this module, by name, for the golden tests.
+pub const SCRIPT_SOURCES: &[(&str, &str)] = &[("cache/get", GET), ("cache/fill", FILL), ("cache/invalidate", INVALIDATE)];
+
+fn get_script() -> &'static Script {
+    static S: OnceLock<Script> = OnceLock::new();
+    S.get_or_init(|| Script::new(GET))
+}
+
+fn fill_script() -> &'static Script {
+    static S: OnceLock<Script> = OnceLock::new();
+    S.get_or_init(|| Script::new(FILL))
+}
+
+fn invalidate_script() -> &'static Script {
+    static S: OnceLock<Script> = OnceLock::new();
+    S.get_or_init(|| Script::new(INVALIDATE))
+}
+
+/// How a write that could not reach Redis is bounded: this long after the
+/// epoch bump on top of `epoch_ms`, for a fill that read the old epoch to
+/// reach Redis.
+pub const EPOCH_MARGIN_MS: u64 = 1000;
+/// The longest sleep between two lookups of a key someone else is loading.
+pub const MAX_BACKOFF_MS: u64 = 50;
+/// How often a write that could not invalidate retries while it waits.
+pub const INVALIDATE_RETRY_MS: u64 = 250;
+
+/// Which protocol the cache speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Leases, compare-and-set fills, epochs: the real thing.
+    Leases,
+    /// Plain cache-aside (GET; on a miss load and `SET PX`; on a write
+    /// `DEL`). It has the stale-fill race this module exists to prevent and
+    /// is here only so a test can show that race: never use it.
+    Naive,
+}
+
+/// Cache policy. Read from variables with [`CacheConfig::from_vars`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheConfig {
+    pub mode: Mode,
+    /// How long an entry is fresh, before jitter.
+    pub ttl_ms: u64,
+    /// Each fill's freshness is `ttl_ms` scaled by a uniform factor in
+    /// `1 ± jitter`, so entries filled together do not expire together.
+    pub jitter: f64,
+    /// How long a "not found" is cached (0: not at all), before jitter.
+    pub negative_ttl_ms: u64,
+    /// Grace after freshness, and the life of a write's stale copy.
+    pub stale_ms: u64,
+    /// How long a lease holder may take to fill.
+    pub lease_ms: u64,
+    /// How long a caller waits on someone else's lease before it loads from
+    /// the source itself (without filling).
+    pub wait_ms: u64,
+    /// XFetch's beta (0: no early refresh; 1 is the paper's default).
+    pub xfetch_beta: f64,
+    /// How long Redis trusts the source's epoch before it is read again,
+    /// which bounds how long a write that cannot reach Redis takes.
+    pub epoch_ms: u64,
+    /// Test-only: sleep this long between a load and its fill, to widen the
+    /// race a stale fill needs. 0 in production.
+    pub fill_delay_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            mode: Mode::Leases,
+            ttl_ms: 300_000,
+            jitter: 0.1,
+            negative_ttl_ms: 5_000,
+            stale_ms: 30_000,
+            lease_ms: 2_000,
+            wait_ms: 3_000,
+            xfetch_beta: 1.0,
+            epoch_ms: 5_000,
+            fill_delay_ms: 0,
+        }
+    }
+}
+
+/// The variables [`CacheConfig::from_vars`] reads, after `<prefix>_`.
+pub const VARIABLE_SUFFIXES: &[&str] =
+    &["mode", "ttl_s", "jitter_pct", "negative_ttl_s", "stale_s", "lease_ms", "wait_ms", "xfetch_beta", "epoch_ms"];
+
+const DAY_MS: u64 = 86_400_000;
+
+impl CacheConfig {
+    /// Reads `<prefix>_mode`, `_ttl_s`, `_jitter_pct`, `_negative_ttl_s`,
+    /// `_stale_s`, `_lease_ms`, `_wait_ms`, `_xfetch_beta` and `_epoch_ms`;
+    /// an empty or undeclared one takes its default. Errors name the variable.
+    pub fn from_vars(vars: &impl Vars, prefix: &str) -> Result<Self, String> {
+        let d = CacheConfig::default();
+        let get = |suffix: &str| {
+            let name = format!("{prefix}_{suffix}");
+            let v = vars.get(&name).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+            (name, v)
+        };
+        let int = |suffix: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
+            match get(suffix) {
+                (_, None) => Ok(default),
+                (name, Some(s)) => s
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| format!("{name}: expected an integer in {min}..={max}, got {s:?}")),
+            }
+        };
+        let mode = match get("mode") {
+            (_, None) => Mode::Leases,
+            (_, Some(s)) if s == "leases" => Mode::Leases,
+            (_, Some(s)) if s == "naive" => Mode::Naive,
+            (name, Some(s)) => return Err(format!("{name}: expected leases or naive, got {s:?}")),
+        };
+        let beta = match get("xfetch_beta") {
+            (_, None) => d.xfetch_beta,
+            (name, Some(s)) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|b| b.is_finite() && (0.0..=100.0).contains(b))
+                .ok_or_else(|| format!("{name}: expected a number in 0..=100, got {s:?}"))?,
+        };
+        Ok(CacheConfig {
+            mode,
+            ttl_ms: int("ttl_s", d.ttl_ms / 1000, 1, DAY_MS / 1000)? * 1000,
+            jitter: int("jitter_pct", (d.jitter * 100.0) as u64, 0, 50)? as f64 / 100.0,
+            negative_ttl_ms: int("negative_ttl_s", d.negative_ttl_ms / 1000, 0, DAY_MS / 1000)? * 1000,
+            stale_ms: int("stale_s", d.stale_ms / 1000, 0, DAY_MS / 1000)? * 1000,
+            lease_ms: int("lease_ms", d.lease_ms, 10, 60_000)?,
+            wait_ms: int("wait_ms", d.wait_ms, 0, 60_000)?,
+            xfetch_beta: beta,
+            epoch_ms: int("epoch_ms", d.epoch_ms, 100, 60_000)?,
+            fill_delay_ms: 0,
+        })
+    }
+
+    /// How long a caller may block on a write that cannot reach Redis.
+    pub fn write_bound_ms(&self) -> u64 {
+        self.epoch_ms + EPOCH_MARGIN_MS
+    }
+}
+
+/// Where an answer came from: the `X-Cache` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// From the cache (possibly after waiting for another request's fill).
+    Hit,
+    /// Past its freshness, or (when asked for) older than the last write;
+    /// someone else is refreshing it.
+    Stale,
+    /// Loaded from the source by this request (and filled).
+    Miss,
+    /// Redis failed: loaded from the source, the cache untouched.
+    Bypass,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "HIT",
+            Outcome::Stale => "STALE",
+            Outcome::Miss => "MISS",
+            Outcome::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// One answer: the value (`None`: the source has no such key), and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub value: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// How an invalidation went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalidated {
+    /// At once, in one round trip.
+    Done,
+    /// Redis failed; the epoch was bumped, and Redis came back and took it
+    /// before the bound.
+    AfterOutage,
+    /// Redis failed; the epoch was bumped and the write waited out
+    /// [`CacheConfig::write_bound_ms`]: no host trusts an older entry now.
+    Bounded,
+    /// Naive mode and Redis failed: nothing was done (the race this mode shows).
+    Skipped,
+}
+
+/// The source of truth behind the cache.
+#[allow(async_fn_in_trait)]
+pub trait Source {
+    type Error;
+
+    /// The values of `keys`, in order; `None` where the source has none.
+    /// Values must be UTF-8 (they may travel over REST).
+    async fn load(&self, keys: &[String]) -> Result<Vec<Option<String>>, Self::Error>;
+
+    /// The source's current cache epoch.
+    async fn epoch(&self) -> Result<i64, Self::Error>;
+
+    /// Raises the epoch by one, durably, and returns it.
+    async fn bump_epoch(&self) -> Result<i64, Self::Error>;
+}
+
+/// Sleeping, as an input: WASI's monotonic clock in the guest, a timer in tests.
+#[allow(async_fn_in_trait)]
+pub trait Sleep {
+    async fn sleep_ms(&self, ms: u64);
+}
+
+/// Sleeps on a WASI monotonic-clock pollable (the guest blocks; the host does not).
+#[cfg(feature = "spin")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WasiSleep;
+
+#[cfg(feature = "spin")]
+impl Sleep for WasiSleep {
+    async fn sleep_ms(&self, ms: u64) {
+        if ms > 0 {
+            wasi::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
+        }
+    }
+}
+
+/// An entry as stored: epoch, load time and payload (`None`: not found).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub epoch: i64,
+    pub delta_ms: u64,
+    pub value: Option<String>,
+}
+
+impl Entry {
+    pub fn encode(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{}:{}:V{v}", self.epoch, self.delta_ms),
+            None => format!("{}:{}:N", self.epoch, self.delta_ms),
+        }
+    }
+
+    pub fn decode(raw: &[u8]) -> Option<Entry> {
+        let s = std::str::from_utf8(raw).ok()?;
+        let (epoch, rest) = s.split_once(':')?;
+        let (delta, rest) = rest.split_once(':')?;
+        let value = match rest.as_bytes().first()? {
+            b'V' => Some(rest[1..].to_owned()),
+            b'N' if rest.len() == 1 => None,
+            _ => return None,
+        };
+        Some(Entry { epoch: epoch.parse().ok()?, delta_ms: delta.parse().ok()?, value })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Hit,
+    Lease,
+    Refresh,
+    Stale,
+    Wait,
+}
+
+impl Status {
+    fn from_int(n: i64) -> Option<Status> {
+        Some(match n {
+            1 => Status::Hit,
+            2 => Status::Lease,
+            3 => Status::Refresh,
+            4 => Status::Stale,
+            5 => Status::Wait,
+            _ => return None,
+        })
+    }
+}
+
+/// What one lookup script call said.
+struct Lookup {
+    epoch: Option<i64>,
+    refresh_epoch: bool,
+    keys: Vec<(Status, Option<Entry>)>,
+}
+
+fn parse_lookup(values: &[Value], n: usize) -> Result<Lookup, redis::Error> {
+    let bad = || redis::Error::Protocol("cache lookup: unexpected reply".into());
+    if values.len() != 2 + 2 * n {
+        return Err(bad());
+    }
+    let epoch = match &values[0] {
+        Value::Nil => None,
+        v => Some(v.as_int().ok_or_else(bad)?),
+    };
+    let refresh_epoch = values[1].as_int().ok_or_else(bad)? == 1;
+    let keys = values[2..]
+        .chunks(2)
+        .map(|pair| {
+            let status = pair[0].as_int().and_then(Status::from_int).ok_or_else(bad)?;
+            let entry = match &pair[1] {
+                Value::Nil => None,
+                Value::Bytes(b) => Some(Entry::decode(b).ok_or_else(bad)?),
+                Value::Int(_) => return Err(bad()),
+            };
+            Ok((status, entry))
+        })
+        .collect::<Result<Vec<_>, redis::Error>>()?;
+    Ok(Lookup { epoch, refresh_epoch, keys })
+}
+
+/// The cache, for one request: a link, the ambient clock, randomness and
+/// sleep, a keyspace and a policy.
+pub struct Cache<'a, L: Link, S: Sleep> {
+    link: &'a L,
+    clock: &'a dyn Clock,
+    rng: &'a dyn Rng,
+    sleep: &'a S,
+    keys: Keyspace,
+    cfg: CacheConfig,
+}
+
+/// Why a lookup did not use the cache; logged by the caller, never shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Degraded(pub redis::Error);
+
+impl fmt::Display for Degraded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cache bypassed: {}", self.0)
+    }
+}
+
+impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
+    pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a S, keys: Keyspace, cfg: CacheConfig) -> Self {
+        Cache { link, clock, rng, sleep, keys, cfg }
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.cfg
+    }
+
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.keys
+    }
+
+    fn token(&self) -> String {
+        let mut b = [0u8; 16];
+        self.rng.fill(&mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// A uniform number in (0, 1].
+    fn unit(&self) -> f64 {
+        ((self.rng.u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A freshness with jitter applied, at least 1 ms.
+    fn jittered(&self, ms: u64) -> u64 {
+        let j = self.cfg.jitter.clamp(0.0, 0.5);
+        let factor = 1.0 + j * (2.0 * self.unit() - 1.0);
+        ((ms as f64 * factor).round() as u64).max(1)
+    }
+
+    /// PTTL of an entry: freshness, then the stale grace. `None`: do not cache.
+    fn entry_px(&self, found: bool) -> Option<u64> {
+        let fresh = if found { self.cfg.ttl_ms } else { self.cfg.negative_ttl_ms };
+        (fresh > 0).then(|| self.jittered(fresh) + self.cfg.stale_ms)
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Looks up `keys` (distinct), loading what is missing from `src`.
+    /// A Redis failure degrades to loading from the source
+    /// ([`Outcome::Bypass`]), reported in the second value for logging; a
+    /// source failure is the error.
+    pub async fn get_many<Src: Source>(
+        &self,
+        keys: &[String],
+        src: &Src,
+        want_stale: bool,
+    ) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
+        match self.cfg.mode {
+            Mode::Leases => self.get_leases(keys, src, want_stale).await,
+            Mode::Naive => self.get_naive(keys, src).await,
+        }
+    }
+
+    async fn get_leases<Src: Source>(
+        &self,
+        keys: &[String],
+        src: &Src,
+        want_stale: bool,
+    ) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
+        let mut out: Vec<Option<Fetched>> = vec![None; keys.len()];
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
+        let token = self.token();
+        let deadline = self.now() + self.cfg.wait_ms;
+        let mut backoff = 2;
+        let mut degraded = None;
+        while !pending.is_empty() {
+            let lookup = match self.lookup(&pending, keys, &token, want_stale).await {
+                Ok(l) => l,
+                Err(e) => {
+                    // Redis is not usable: the source answers, the cache is left alone.
+                    let names: Vec<String> = pending.iter().map(|&i| keys[i].clone()).collect();
+                    for (&i, value) in pending.iter().zip(src.load(&names).await?) {
+                        out[i] = Some(Fetched { value, outcome: Outcome::Bypass });
+                    }
+                    degraded = Some(Degraded(e));
+                    break;
+                }
+            };
+            let mut mine: Vec<(usize, Option<Entry>)> = Vec::new();
+            let mut waiting = Vec::new();
+            for (&i, (status, entry)) in pending.iter().zip(lookup.keys) {
+                match (status, entry) {
+                    (Status::Hit, Some(e)) => out[i] = Some(Fetched { value: e.value, outcome: Outcome::Hit }),
+                    (Status::Stale, Some(e)) => out[i] = Some(Fetched { value: e.value, outcome: Outcome::Stale }),
+                    (Status::Lease, candidate) => mine.push((i, candidate)),
+                    (Status::Refresh, _) => mine.push((i, None)),
+                    _ => waiting.push(i),
+                }
+            }
+            if !mine.is_empty() || lookup.refresh_epoch {
+                self.load_and_fill(keys, src, &token, lookup.epoch, lookup.refresh_epoch, mine, &mut out).await?;
+            }
+            if waiting.is_empty() {
+                break;
+            }
+            let now = self.now();
+            if now >= deadline {
+                // Waited long enough on someone else's lease: load, do not fill.
+                let names: Vec<String> = waiting.iter().map(|&i| keys[i].clone()).collect();
+                for (&i, value) in waiting.iter().zip(src.load(&names).await?) {
+                    out[i] = Some(Fetched { value, outcome: Outcome::Miss });
+                }
+                break;
+            }
+            self.sleep.sleep_ms(backoff.min(deadline - now)).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF_MS);
+            pending = waiting;
+        }
+        let fetched = out.into_iter().map(|f| f.unwrap_or(Fetched { value: None, outcome: Outcome::Bypass })).collect();
+        Ok((fetched, degraded))
+    }
+
+    fn triple(&self, key: &str) -> [Arg; 3] {
+        [self.keys.value(key).into(), self.keys.lease(key).into(), self.keys.stale(key).into()]
+    }
+
+    async fn lookup(&self, pending: &[usize], keys: &[String], token: &str, want_stale: bool) -> Result<Lookup, redis::Error> {
+        let mut k: Vec<Arg> = vec![self.keys.epoch().into(), self.keys.epoch_lease().into()];
+        for &i in pending {
+            k.extend(self.triple(&keys[i]));
+        }
+        let xf = if self.cfg.xfetch_beta > 0.0 { self.cfg.xfetch_beta * -self.unit().ln() } else { 0.0 };
+        let args: Vec<Arg> = vec![
+            token.into(),
+            self.cfg.lease_ms.into(),
+            self.cfg.stale_ms.into(),
+            (self.cfg.epoch_ms / 2).into(),
+            format!("{xf:.6}").into(),
+            if want_stale { "1" } else { "0" }.into(),
+        ];
+        let reply = self.link.eval(get_script(), &k, &args).await?;
+        parse_lookup(reply.values(), pending.len())
+    }
+
+    /// Loads what this request holds leases for and fills it in one round
+    /// trip; refreshes the epoch key when asked to.
+    #[allow(clippy::too_many_arguments)]
+    async fn load_and_fill<Src: Source>(
+        &self,
+        keys: &[String],
+        src: &Src,
+        token: &str,
+        redis_epoch: Option<i64>,
+        refresh_epoch: bool,
+        mine: Vec<(usize, Option<Entry>)>,
+        out: &mut [Option<Fetched>],
+    ) -> Result<(), Src::Error> {
+        // The epoch is read before the rows, so an entry never carries an
+        // epoch newer than its data.
+        let db_epoch = match (redis_epoch, refresh_epoch) {
+            (Some(_), false) => None,
+            // A refresh ahead of expiry is best effort: Redis's epoch is
+            // still good, and a hit must not fail because the source did.
+            (Some(_), true) => src.epoch().await.ok().map(|e| (e, self.now())),
+            (None, _) => Some((src.epoch().await?, self.now())),
+        };
+        if mine.is_empty() && db_epoch.is_none() {
+            return Ok(());
+        }
+        let epoch = db_epoch.map(|(e, _)| e).or(redis_epoch).unwrap_or(0);
+        let (revalidated, to_load): (Vec<_>, Vec<_>) =
+            mine.into_iter().partition(|(_, candidate)| candidate.as_ref().is_some_and(|c| c.epoch == epoch));
+        let names: Vec<String> = to_load.iter().map(|(i, _)| keys[*i].clone()).collect();
+        let started = self.now();
+        let loaded = if names.is_empty() { Vec::new() } else { src.load(&names).await? };
+        let delta = self.now().saturating_sub(started).max(1);
+        if self.cfg.fill_delay_ms > 0 && !names.is_empty() {
+            self.sleep.sleep_ms(self.cfg.fill_delay_ms).await;
+        }
+
+        let mut k: Vec<Arg> = vec![self.keys.epoch().into(), self.keys.epoch_lease().into()];
+        let mut args: Vec<Arg> = vec![token.into()];
+        match db_epoch {
+            Some((e, read_at)) => {
+                // Trust it for epoch_ms from when it was read; skip when most
+                // of that is gone (the key's life must not outrun the read).
+                let left = self.cfg.epoch_ms.saturating_sub(self.now().saturating_sub(read_at));
+                if left >= self.cfg.epoch_ms / 2 {
+                    args.push(e.into());
+                    args.push(left.into());
+                } else {
+                    args.push("".into());
+                    args.push("0".into());
+                }
+            }
+            None => {
+                args.push("".into());
+                args.push("0".into());
+            }
+        }
+        for (i, candidate) in &revalidated {
+            k.extend(self.triple(&keys[*i]));
+            args.push("".into());
+            args.push("0".into());
+            let value = candidate.as_ref().and_then(|c| c.value.clone());
+            out[*i] = Some(Fetched { value, outcome: Outcome::Hit });
+        }
+        for ((i, _), value) in to_load.iter().zip(loaded) {
+            match self.entry_px(value.is_some()) {
+                Some(px) => {
+                    k.extend(self.triple(&keys[*i]));
+                    args.push(Entry { epoch, delta_ms: delta, value: value.clone() }.encode().into());
+                    args.push(px.into());
+                }
+                None => {
+                    // Not cached (negative caching off): just give the lease back.
+                    k.extend(self.triple(&keys[*i]));
+                    args.push("".into());
+                    args.push("0".into());
+                }
+            }
+            out[*i] = Some(Fetched { value, outcome: Outcome::Miss });
+        }
+        // A failed fill costs nothing but a later miss; leases expire anyway.
+        let _ = self.link.eval(fill_script(), &k, &args).await;
+        Ok(())
+    }
+
+    async fn get_naive<Src: Source>(&self, keys: &[String], src: &Src) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
+        let names: Vec<Arg> = keys.iter().map(|k| self.keys.value(k).into()).collect();
+        let reply = match self.link.exec(&Cmd::new("MGET").args_from(names)).await {
+            Ok(r) if r.values().len() == keys.len() => r,
+            Ok(_) => return self.bypass(keys, src, redis::Error::Protocol("MGET".into())).await,
+            Err(e) => return self.bypass(keys, src, e).await,
+        };
+        let mut out: Vec<Option<Fetched>> = vec![None; keys.len()];
+        let mut missing = Vec::new();
+        for (i, v) in reply.values().iter().enumerate() {
+            match v.as_bytes().and_then(Entry::decode) {
+                Some(e) => out[i] = Some(Fetched { value: e.value, outcome: Outcome::Hit }),
+                None => missing.push(i),
+            }
+        }
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|&i| keys[i].clone()).collect();
+            let started = self.now();
+            let loaded = src.load(&names).await?;
+            let delta = self.now().saturating_sub(started).max(1);
+            if self.cfg.fill_delay_ms > 0 {
+                self.sleep.sleep_ms(self.cfg.fill_delay_ms).await;
+            }
+            for (&i, value) in missing.iter().zip(loaded) {
+                if let Some(px) = self.entry_px(value.is_some()) {
+                    let entry = Entry { epoch: 0, delta_ms: delta, value: value.clone() }.encode();
+                    let _ = self.link.exec(&Cmd::new("SET").arg(self.keys.value(&keys[i])).arg(entry).arg("PX").arg(px)).await;
+                }
+                out[i] = Some(Fetched { value, outcome: Outcome::Miss });
+            }
+        }
+        let fetched = out.into_iter().map(|f| f.unwrap_or(Fetched { value: None, outcome: Outcome::Bypass })).collect();
+        Ok((fetched, None))
+    }
+
+    async fn bypass<Src: Source>(&self, keys: &[String], src: &Src, e: redis::Error) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
+        let loaded = src.load(keys).await?;
+        Ok((loaded.into_iter().map(|value| Fetched { value, outcome: Outcome::Bypass }).collect(), Some(Degraded(e))))
+    }
+
+    /// Call after the write committed. One round trip; when Redis fails, the
+    /// epoch is bumped in the source and the call returns once no host can
+    /// trust an older entry (at most [`CacheConfig::write_bound_ms`]).
+    pub async fn invalidate<Src: Source>(&self, keys: &[String], src: &Src) -> Result<(Invalidated, Option<Degraded>), Src::Error> {
+        if self.cfg.mode == Mode::Naive {
+            let names: Vec<Arg> = keys.iter().map(|k| self.keys.value(k).into()).collect();
+            return Ok(match self.link.exec(&Cmd::new("DEL").args_from(names)).await {
+                Ok(_) => (Invalidated::Done, None),
+                Err(e) => (Invalidated::Skipped, Some(Degraded(e))),
+            });
+        }
+        let first = match self.invalidate_once(keys).await {
+            Ok(()) => return Ok((Invalidated::Done, None)),
+            Err(e) => e,
+        };
+        let started = self.now();
+        let epoch = src.bump_epoch().await?;
+        let bound = self.cfg.write_bound_ms();
+        loop {
+            let elapsed = self.now().saturating_sub(started);
+            if elapsed >= bound {
+                return Ok((Invalidated::Bounded, Some(Degraded(first))));
+            }
+            self.sleep.sleep_ms(INVALIDATE_RETRY_MS.min(bound - elapsed)).await;
+            if self.invalidate_once(keys).await.is_ok() && self.raise_epoch(epoch).await.is_ok() {
+                return Ok((Invalidated::AfterOutage, Some(Degraded(first))));
+            }
+        }
+    }
+
+    async fn invalidate_once(&self, keys: &[String]) -> Result<(), redis::Error> {
+        let k: Vec<Arg> = keys.iter().flat_map(|key| self.triple(key)).collect();
+        self.link.eval(invalidate_script(), &k, &[self.cfg.stale_ms.into()]).await.map(|_| ())
+    }
+
+    /// Makes Redis take a (newer) epoch at once, through the fill script with no entries.
+    async fn raise_epoch(&self, epoch: i64) -> Result<(), redis::Error> {
+        let k: Vec<Arg> = vec![self.keys.epoch().into(), self.keys.epoch_lease().into()];
+        let args: Vec<Arg> = vec!["-".into(), epoch.into(), self.cfg.epoch_ms.into()];
+        self.link.eval(fill_script(), &k, &args).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        for e in [
+            Entry { epoch: 3, delta_ms: 12, value: Some(r#"{"id":1}"#.into()) },
+            Entry { epoch: 0, delta_ms: 1, value: None },
+            Entry { epoch: -1, delta_ms: 1, value: Some(String::new()) },
+            Entry { epoch: 7, delta_ms: 2, value: Some("a:b:Vc".into()) },
+        ] {
+            assert_eq!(Entry::decode(e.encode().as_bytes()), Some(e.clone()));
+        }
+        assert_eq!(Entry::encode(&Entry { epoch: 2, delta_ms: 5, value: None }), "2:5:N");
+        for bad in ["", "1:2", "1:2:", "1:2:X", "x:2:V", "1:-2:V", "1:2:Nx", "\u{ff}"] {
+            assert_eq!(Entry::decode(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn config_from_vars() {
+        let c = CacheConfig::from_vars(&vars(&[]), "users_cache").unwrap();
+        assert_eq!(c, CacheConfig::default());
+        let c = CacheConfig::from_vars(
+            &vars(&[
+                ("users_cache_mode", "naive"),
+                ("users_cache_ttl_s", "60"),
+                ("users_cache_jitter_pct", "0"),
+                ("users_cache_negative_ttl_s", "0"),
+                ("users_cache_xfetch_beta", "2.5"),
+                ("users_cache_epoch_ms", "1000"),
+                ("users_cache_lease_ms", " "),
+            ]),
+            "users_cache",
+        )
+        .unwrap();
+        assert_eq!((c.mode, c.ttl_ms, c.jitter, c.negative_ttl_ms, c.xfetch_beta, c.epoch_ms), (Mode::Naive, 60_000, 0.0, 0, 2.5, 1000));
+        assert_eq!(c.lease_ms, 2000);
+        for (k, v) in [
+            ("users_cache_mode", "lru"),
+            ("users_cache_ttl_s", "0"),
+            ("users_cache_jitter_pct", "51"),
+            ("users_cache_xfetch_beta", "NaN"),
+            ("users_cache_xfetch_beta", "-1"),
+            ("users_cache_epoch_ms", "10"),
+            ("users_cache_wait_ms", "x"),
+        ] {
+            let e = CacheConfig::from_vars(&vars(&[(k, v)]), "users_cache").unwrap_err();
+            assert!(e.starts_with(k), "{e}");
+        }
+    }
+
+    #[test]
+    fn lookup_replies_parse() {
+        let b = |s: &str| Value::Bytes(s.as_bytes().to_vec());
+        let l = parse_lookup(&[b("4"), Value::Int(1), Value::Int(1), b("4:3:V{}"), Value::Int(5), Value::Nil], 2).unwrap();
+        assert_eq!((l.epoch, l.refresh_epoch), (Some(4), true));
+        assert_eq!(l.keys[0], (Status::Hit, Some(Entry { epoch: 4, delta_ms: 3, value: Some("{}".into()) })));
+        assert_eq!(l.keys[1], (Status::Wait, None));
+        assert!(parse_lookup(&[Value::Nil, Value::Int(0)], 1).is_err());
+        assert!(parse_lookup(&[Value::Nil, Value::Int(0), Value::Int(9), Value::Nil], 1).is_err());
+        assert!(parse_lookup(&[Value::Nil, Value::Int(0), Value::Int(1), b("junk")], 1).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! The notify component's settings, read and validated once per request.
+
+use super::Error;
+use crate::config::Vars;
+use crate::ratelimit::parse_duration;
+
+/// Every variable [`NotifyConfig::from_vars`] reads (the component also
+/// declares the Redis, session, rate-limit, `api_keys` and webhook ones).
+pub const VARIABLES: &[&str] = &[
+    "notify_max_payload_bytes",
+    "notify_stream_maxlen",
+    "notify_retention",
+    "notify_idempotency_ttl",
+    "notify_poll_timeout",
+    "notify_rest_poll_interval",
+    "notify_sse_lifetime",
+    "notify_sse_heartbeat",
+    "notify_sse_retry",
+    "notify_presence_ttl",
+];
+
+/// Longest a long poll may be configured to wait: under the 60 s that
+/// proxies and platforms commonly allow an idle request.
+pub const MAX_POLL_TIMEOUT_MS: u64 = 55_000;
+/// Events one poll answer or one SSE read carries at most.
+pub const MAX_EVENTS_PER_READ: usize = 100;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// Largest POST body (a publish with its data), bytes. 413 above.
+    pub max_body_bytes: usize,
+    /// `XADD … MAXLEN ~ n`: about this many events are kept per topic.
+    pub stream_maxlen: u64,
+    /// A topic's stream expires this long after its last publish.
+    pub retention_ms: u64,
+    /// How long an idempotency key keeps its publish.
+    pub idempotency_ttl_ms: u64,
+    /// The longest wait of `GET /notify/poll` (the default `wait_ms`).
+    pub poll_timeout_ms: u64,
+    /// REST mode: the pause between non-blocking reads of a long poll or stream.
+    pub rest_poll_interval_ms: u64,
+    /// How long one SSE response lasts before it ends cleanly.
+    pub sse_lifetime_ms: u64,
+    /// An SSE comment is sent after this long without other output.
+    pub sse_heartbeat_ms: u64,
+    /// The SSE `retry:` hint: how soon clients reconnect.
+    pub sse_retry_ms: u64,
+    /// A presence heartbeat counts for this long.
+    pub presence_ttl_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            max_body_bytes: 65_536,
+            stream_maxlen: 10_000,
+            retention_ms: 7 * 86_400_000,
+            idempotency_ttl_ms: 86_400_000,
+            poll_timeout_ms: 20_000,
+            rest_poll_interval_ms: 250,
+            sse_lifetime_ms: 300_000,
+            sse_heartbeat_ms: 15_000,
+            sse_retry_ms: 1_000,
+            presence_ttl_ms: 30_000,
+        }
+    }
+}
+
+/// A variable's trimmed value, or `None` when unset or empty (the default applies).
+pub(crate) fn value(vars: &impl Vars, name: &str) -> Option<String> {
+    vars.get(name).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+pub(crate) fn duration(vars: &impl Vars, name: &str, default: u64, range: (u64, u64)) -> Result<u64, Error> {
+    let Some(s) = value(vars, name) else { return Ok(default) };
+    parse_duration(&s)
+        .ok()
+        .filter(|ms| (range.0..=range.1).contains(ms))
+        .ok_or_else(|| Error::Misconfigured(format!("{name}: expected a duration in {}ms..={}ms (e.g. 20s), got {s:?}", range.0, range.1)))
+}
+
+pub(crate) fn integer(vars: &impl Vars, name: &str, default: u64, range: (u64, u64)) -> Result<u64, Error> {
+    let Some(s) = value(vars, name) else { return Ok(default) };
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| (range.0..=range.1).contains(n))
+        .ok_or_else(|| Error::Misconfigured(format!("{name}: expected an integer in {}..={}, got {s:?}", range.0, range.1)))
+}
+
+impl NotifyConfig {
+    pub fn from_vars(vars: &impl Vars) -> Result<Self, Error> {
+        let d = NotifyConfig::default();
+        const DAY: u64 = 86_400_000;
+        let cfg = NotifyConfig {
+            max_body_bytes: integer(vars, "notify_max_payload_bytes", d.max_body_bytes as u64, (64, 1 << 20))? as usize,
+            stream_maxlen: integer(vars, "notify_stream_maxlen", d.stream_maxlen, (1, 10_000_000))?,
+            retention_ms: duration(vars, "notify_retention", d.retention_ms, (1000, 365 * DAY))?,
+            idempotency_ttl_ms: duration(vars, "notify_idempotency_ttl", d.idempotency_ttl_ms, (1000, 30 * DAY))?,
+            poll_timeout_ms: duration(vars, "notify_poll_timeout", d.poll_timeout_ms, (1, MAX_POLL_TIMEOUT_MS))?,
+            rest_poll_interval_ms: duration(vars, "notify_rest_poll_interval", d.rest_poll_interval_ms, (10, 10_000))?,
+            sse_lifetime_ms: duration(vars, "notify_sse_lifetime", d.sse_lifetime_ms, (1000, DAY))?,
+            sse_heartbeat_ms: duration(vars, "notify_sse_heartbeat", d.sse_heartbeat_ms, (100, 300_000))?,
+            sse_retry_ms: duration(vars, "notify_sse_retry", d.sse_retry_ms, (1, 600_000))?,
+            presence_ttl_ms: duration(vars, "notify_presence_ttl", d.presence_ttl_ms, (1000, DAY))?,
+        };
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(NotifyConfig::from_vars(&vars(&[])).unwrap(), NotifyConfig::default());
+        let c = NotifyConfig::from_vars(&vars(&[("notify_poll_timeout", "2s"), ("notify_sse_lifetime", " 10m ")])).unwrap();
+        assert_eq!((c.poll_timeout_ms, c.sse_lifetime_ms), (2000, 600_000));
+        for (k, v) in [
+            ("notify_poll_timeout", "2min"),
+            ("notify_poll_timeout", "56s"),
+            ("notify_max_payload_bytes", "0"),
+            ("notify_stream_maxlen", "-1"),
+            ("notify_sse_heartbeat", "1ms"),
+        ] {
+            let e = NotifyConfig::from_vars(&vars(&[(k, v)])).unwrap_err();
+            assert!(matches!(&e, Error::Misconfigured(m) if m.starts_with(k)), "{k}={v}: {e:?}");
+        }
+    }
+}

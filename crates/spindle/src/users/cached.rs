@@ -1,0 +1,202 @@
+//! Users through `spindle::cache`: the full record (never password
+//! material) cached under `spindle:cache:{users:<id>}`, loaded from the
+//! [`UserStore`] on a miss, invalidated after every committed update.
+//! Requesters are filtered afterwards ([`super::view`]): the cache holds one
+//! copy per user, whoever asks.
+
+use super::{Patch, StoreError, Updated, User, UserStore};
+use crate::cache::{Cache, CacheConfig, Degraded, Invalidated, Keyspace, Outcome, Sleep, Source, DEFAULT_PREFIX};
+use crate::config::Vars;
+use crate::env::{Clock, Rng};
+use crate::http::Problem;
+use crate::redis::Link;
+use std::collections::HashMap;
+
+/// The cache namespace, and the epoch's name in `cache_epochs`.
+pub const NAMESPACE: &str = "users";
+/// Cache variables are `users_cache_<setting>` (see `spindle::cache::VARIABLE_SUFFIXES`).
+pub const VARIABLE_PREFIX: &str = "users_cache";
+pub const DEFAULT_BATCH_MAX: usize = 100;
+pub const MAX_BATCH_MAX: usize = 1000;
+
+/// Every variable of the users component besides Redis's and the session's.
+pub const VARIABLES: &[&str] = &[
+    "db_url",
+    "users_batch_max",
+    "users_test_delay_ms",
+    "users_cache_mode",
+    "users_cache_ttl_s",
+    "users_cache_jitter_pct",
+    "users_cache_negative_ttl_s",
+    "users_cache_stale_s",
+    "users_cache_lease_ms",
+    "users_cache_wait_ms",
+    "users_cache_xfetch_beta",
+    "users_cache_epoch_ms",
+];
+
+/// The users component's settings, validated at the start of a request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub cache: CacheConfig,
+    /// Most ids in one `GET /users?ids=`.
+    pub batch_max: usize,
+    /// Test-only: widens race windows (between a load and its fill, and
+    /// between a PATCH's session check and its write). 0 in production.
+    pub test_delay_ms: u64,
+}
+
+impl Settings {
+    pub fn from_vars(vars: &impl Vars) -> Result<Settings, Problem> {
+        let mut cache = CacheConfig::from_vars(vars, VARIABLE_PREFIX).map_err(|e| Problem::misconfigured(&e))?;
+        let int = |name: &str, default: u64, max: u64| -> Result<u64, Problem> {
+            match vars.get(name).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+                None => Ok(default),
+                Some(s) => s
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| Problem::misconfigured(&format!("{name}: expected an integer in 0..={max}, got {s:?}"))),
+            }
+        };
+        let batch_max = int("users_batch_max", DEFAULT_BATCH_MAX as u64, MAX_BATCH_MAX as u64)?.max(1) as usize;
+        let test_delay_ms = int("users_test_delay_ms", 0, 10_000)?;
+        cache.fill_delay_ms = test_delay_ms;
+        Ok(Settings { cache, batch_max, test_delay_ms })
+    }
+}
+
+/// The store as the cache's source of truth: values are users as JSON.
+pub struct StoreSource<'a, S>(pub &'a S);
+
+impl<S: UserStore> Source for StoreSource<'_, S> {
+    type Error = StoreError;
+
+    async fn load(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        let ids = keys
+            .iter()
+            .map(|k| k.parse::<i64>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| StoreError::Corrupt("a users cache key is not an id".into()))?;
+        let mut found: HashMap<i64, User> = self.0.by_ids(&ids).await?.into_iter().map(|u| (u.id, u)).collect();
+        ids.iter()
+            .map(|id| {
+                found
+                    .remove(id)
+                    .map(|u| serde_json::to_string(&u).map_err(|e| StoreError::Corrupt(e.to_string())))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    async fn epoch(&self) -> Result<i64, StoreError> {
+        self.0.cache_epoch(NAMESPACE).await
+    }
+
+    async fn bump_epoch(&self) -> Result<i64, StoreError> {
+        self.0.bump_cache_epoch(NAMESPACE).await
+    }
+}
+
+/// One user looked up: `None` when there is no such user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub id: i64,
+    pub user: Option<User>,
+    pub outcome: Outcome,
+}
+
+/// What a batch says in `X-Cache`: the worst of its answers (HIT < STALE < MISS < BYPASS).
+pub fn summary(found: &[Found]) -> Outcome {
+    found.iter().map(|f| f.outcome).max().unwrap_or(Outcome::Hit)
+}
+
+/// Users, read through the cache and written through the store.
+pub struct CachedUsers<'a, L: Link, S: UserStore, W: Sleep> {
+    cache: Cache<'a, L, W>,
+    store: &'a S,
+}
+
+impl<'a, L: Link, S: UserStore, W: Sleep> CachedUsers<'a, L, S, W> {
+    pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a W, cfg: CacheConfig, store: &'a S) -> Self {
+        CachedUsers { cache: Cache::new(link, clock, rng, sleep, Keyspace::new(DEFAULT_PREFIX, NAMESPACE), cfg), store }
+    }
+
+    pub fn cache(&self) -> &Cache<'a, L, W> {
+        &self.cache
+    }
+
+    /// Distinct ids, in order. One round trip when all are cached.
+    pub async fn get_many(&self, ids: &[i64], want_stale: bool) -> Result<(Vec<Found>, Option<Degraded>), StoreError> {
+        let keys: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let (fetched, degraded) = self.cache.get_many(&keys, &StoreSource(self.store), want_stale).await?;
+        let found = ids
+            .iter()
+            .zip(fetched)
+            .map(|(&id, f)| {
+                let user = f
+                    .value
+                    .map(|json| serde_json::from_str::<User>(&json).map_err(|e| StoreError::Corrupt(format!("cached user: {e}"))))
+                    .transpose()?;
+                Ok(Found { id, user, outcome: f.outcome })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((found, degraded))
+    }
+
+    pub async fn get(&self, id: i64, want_stale: bool) -> Result<(Found, Option<Degraded>), StoreError> {
+        let (mut found, degraded) = self.get_many(&[id], want_stale).await?;
+        let one = found.pop().unwrap_or(Found { id, user: None, outcome: Outcome::Bypass });
+        Ok((one, degraded))
+    }
+
+    /// Updates in the store (one statement: version check and bump), then
+    /// invalidates the cache. The write is committed before the
+    /// invalidation, so a fill racing it is refused ([`Cache::invalidate`]).
+    pub async fn update(
+        &self,
+        id: i64,
+        patch: &Patch,
+        expected: Option<&[i64]>,
+        now_iso: &str,
+    ) -> Result<(Updated, Option<Invalidated>, Option<Degraded>), StoreError> {
+        let updated = self.store.update(id, patch, expected, now_iso).await?;
+        if !matches!(updated, Updated::Done(_)) {
+            return Ok((updated, None, None));
+        }
+        let (how, degraded) = self.cache.invalidate(&[id.to_string()], &StoreSource(self.store)).await?;
+        Ok((updated, Some(how), degraded))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap as Map;
+
+    #[test]
+    fn settings() {
+        let s = Settings::from_vars(&Map::<String, String>::new()).unwrap();
+        assert_eq!((s.batch_max, s.test_delay_ms, s.cache.fill_delay_ms), (100, 0, 0));
+        let v: Map<String, String> =
+            [("users_batch_max".into(), "5".into()), ("users_test_delay_ms".into(), "20".into())].into();
+        let s = Settings::from_vars(&v).unwrap();
+        assert_eq!((s.batch_max, s.cache.fill_delay_ms), (5, 20));
+        let v: Map<String, String> = [("users_cache_ttl_s".into(), "soon".into())].into();
+        let p = Settings::from_vars(&v).unwrap_err();
+        assert_eq!(p.status, 500);
+        assert!(p.detail.contains("users_cache_ttl_s"));
+        for suffix in crate::cache::VARIABLE_SUFFIXES {
+            assert!(VARIABLES.contains(&format!("{VARIABLE_PREFIX}_{suffix}").as_str()), "{suffix}");
+        }
+    }
+
+    #[test]
+    fn batch_summary() {
+        let f = |outcome| Found { id: 1, user: None, outcome };
+        assert_eq!(summary(&[f(Outcome::Hit), f(Outcome::Hit)]), Outcome::Hit);
+        assert_eq!(summary(&[f(Outcome::Hit), f(Outcome::Stale)]), Outcome::Stale);
+        assert_eq!(summary(&[f(Outcome::Stale), f(Outcome::Miss), f(Outcome::Hit)]), Outcome::Miss);
+        assert_eq!(summary(&[f(Outcome::Miss), f(Outcome::Bypass)]), Outcome::Bypass);
+    }
+}

@@ -1,0 +1,395 @@
+//! Webhooks through the real spin.toml (notify + notify-worker on the Redis
+//! trigger), on both transports: a local receiver checks Standard Webhooks
+//! signatures; failures are retried with backoff and dead-lettered; a slow
+//! receiver holds nobody up; two hosts deliver each event once.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use spindle_e2e::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "e2e-webhook-secret-0123456789";
+const KEY: &str = "webhook-e2e-api-key";
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The app with webhooks allowed to any local port; `extra` wins.
+fn app(b: &Backend, extra: &[(&'static str, String)]) -> Runner {
+    let mut vars: Vec<(&'static str, String)> = vec![
+        ("session_secrets", SECRET.into()),
+        ("api_keys", sha256_hex(KEY)),
+        ("webhook_origin", "http://127.0.0.1:*".into()),
+    ];
+    vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    vars.extend(extra.iter().cloned());
+    b.app(&vars)
+}
+
+async fn login(b: &Backend, id: i64, username: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let sid = format!("hookE2E{id}x{now}");
+    let value = json!({
+        "cookie": { "originalMaxAge": 86_400_000u64, "expires": spindle::session::to_iso(now + 86_400_000), "httpOnly": true, "path": "/" },
+        "user": { "id": id, "username": username },
+        "spindle": { "created_at": now, "last_seen": now },
+    });
+    let _: () = redis::cmd("SET").arg(format!("sess:{sid}")).arg(value.to_string()).arg("EX").arg(86_400).query_async(&mut b.redis.conn().await).await.unwrap();
+    format!("connect.sid={}", spindle::session::cookie::wire_value(&sid, SECRET))
+}
+
+// ── A local webhook receiver ─────────────────────────────────────────────
+
+#[derive(Clone, Debug)]
+struct Hit {
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+impl Hit {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// Answers by path: `/ok` 200, `/fail` 500, `/flaky` 503 the first time then
+/// 200, `/slow` 200 after 3 s. Records every request as it arrives.
+struct Receiver {
+    port: u16,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let record = hits.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let record = record.clone();
+                        async move {
+                            let at = Instant::now();
+                            let path = req.uri().path().to_owned();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                                .collect();
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                            let earlier = {
+                                let mut hits = record.lock().unwrap();
+                                let n = hits.iter().filter(|h| h.path == path).count();
+                                hits.push(Hit { path: path.clone(), headers, body, at });
+                                n
+                            };
+                            let status = match path.as_str() {
+                                "/ok" => 200,
+                                "/fail" => 500,
+                                "/flaky" if earlier == 0 => 503,
+                                "/flaky" => 204,
+                                "/slow" => {
+                                    tokio::time::sleep(Duration::from_secs(3)).await;
+                                    200
+                                }
+                                _ => 404,
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder().status(status).body(Full::new(Bytes::from_static(b"ok"))).unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { port, hits, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn hits(&self, path: &str) -> Vec<Hit> {
+        self.hits.lock().unwrap().iter().filter(|h| h.path == path).cloned().collect()
+    }
+
+    async fn wait_for(&self, path: &str, n: usize, within: Duration) -> Vec<Hit> {
+        let deadline = Instant::now() + within;
+        loop {
+            let hits = self.hits(path);
+            if hits.len() >= n || Instant::now() > deadline {
+                return hits;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The Standard Webhooks check, written from the spec (not the library's
+/// code): HMAC-SHA256 over `{id}.{timestamp}.{body}` with the base64 key
+/// after `whsec_`, compared against each `v1,` signature; the timestamp
+/// within 5 minutes.
+fn verify(secret: &str, hit: &Hit) -> bool {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let (id, ts) = (&hit.headers["webhook-id"], &hit.headers["webhook-timestamp"]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    if ts.parse::<u64>().unwrap().abs_diff(now) > 300 {
+        return false;
+    }
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&hit.body);
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    hit.headers["webhook-signature"].split(' ').any(|s| s == expected)
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    content_type: String,
+    body: Value,
+}
+
+async fn send(rb: reqwest::RequestBuilder) -> Resp {
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let content_type = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let body = serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null);
+    Resp { status, content_type, body }
+}
+
+fn key(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    rb.header("x-api-key", KEY)
+}
+
+async fn create(rt: &Runner, auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder, topic: &str, url: &str) -> Resp {
+    send(auth(http().post(rt.url("/notify/webhooks")).json(&json!({ "topic": topic, "url": url })))).await
+}
+
+async fn publish(rt: &Runner, topic: &str, data: Value) -> String {
+    let r = send(key(http().post(rt.url("/notify/publish")).json(&json!({ "topic": topic, "event": "happened", "data": data })))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn delivery_keys(b: &Backend) -> (u64, u64) {
+    let mut c = b.redis.conn().await;
+    let due: u64 = redis::cmd("ZCARD").arg("spindle:notify:deliveries:due").query_async(&mut c).await.unwrap();
+    let pending: u64 = redis::cmd("HLEN").arg("spindle:notify:deliveries:pending").query_async(&mut c).await.unwrap();
+    (due, pending)
+}
+
+both_transports!(deliveries_are_signed_and_made_once_across_hosts, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    // Two hosts: both workers hear every trigger message.
+    let (a, c) = (app(&b, &[]), app(&b, &[]));
+    let hook = create(&a, key, "orders", &rx.url("/ok")).await;
+    assert_eq!(hook.status, 201, "{hook:?}");
+    let secret = hook.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert!(hook.body["id"].as_str().unwrap().starts_with("wh_"));
+    let listed = send(key(http().get(c.url("/notify/webhooks")))).await;
+    assert_eq!(listed.body["webhooks"][0]["id"], hook.body["id"]);
+    assert_eq!(listed.body["webhooks"][0]["url"], rx.url("/ok"));
+    assert!(listed.body["webhooks"][0].get("secret").is_none(), "the secret is shown once");
+
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(publish(if i % 2 == 0 { &a } else { &c }, "orders", json!({ "n": i, "note": "ünïcode" })).await);
+    }
+    let hits = rx.wait_for("/ok", 6, Duration::from_secs(20)).await;
+    assert_eq!(hits.len(), 6);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hits = rx.hits("/ok");
+    assert_eq!(hits.len(), 6, "each event delivered once, though two workers ran for each");
+    let mut msg_ids: Vec<String> = Vec::new();
+    let mut got: Vec<String> = Vec::new();
+    for h in &hits {
+        assert!(verify(&secret, h), "signature of {h:?}");
+        assert_eq!(h.headers["content-type"], "application/json");
+        assert!(h.headers["webhook-id"].starts_with("msg_"));
+        let v = h.json();
+        assert_eq!(v["type"], "happened");
+        assert_eq!(v["topic"], "orders");
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(v["data"]["note"], "ünïcode");
+        got.push(v["id"].as_str().unwrap().to_owned());
+        msg_ids.push(h.headers["webhook-id"].clone());
+    }
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+    msg_ids.sort();
+    msg_ids.dedup();
+    assert_eq!(msg_ids.len(), 6, "one webhook-id per event");
+    // A tamperer without the secret cannot produce a valid signature.
+    let mut forged = hits[0].clone();
+    forged.body = br#"{"type":"happened","data":"evil"}"#.to_vec();
+    assert!(!verify(&secret, &forged));
+    assert_eq!(delivery_keys(&b).await, (0, 0), "nothing left pending");
+});
+
+both_transports!(a_failing_receiver_is_retried_then_dead_lettered, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    let rt = app(&b, &[("notify_webhook_max_attempts", "3".into()), ("notify_webhook_backoff", "200ms".into())]);
+    let alice = login(&b, 1, "alice").await;
+    let cookie = |rb: reqwest::RequestBuilder| rb.header("cookie", alice.clone());
+    let failing = create(&rt, cookie, "jobs", &rx.url("/fail")).await;
+    let flaky = create(&rt, cookie, "jobs", &rx.url("/flaky")).await;
+    assert_eq!((failing.status, flaky.status), (201, 201));
+    let secret = failing.body["secret"].as_str().unwrap().to_owned();
+    let event = publish(&rt, "jobs", json!({ "job": 42 })).await;
+
+    // Retries are persisted in Redis and re-driven by later trigger
+    // messages: here ticks, from the HTTP route and from a plain PUBLISH (cron).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut letters = Value::Null;
+    let mut tick = 0;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        tick += 1;
+        if tick % 2 == 0 {
+            let r = send(cookie(http().post(rt.url("/notify/webhooks/redrive")))).await;
+            assert_eq!(r.status, 202, "{r:?}");
+            assert!(r.body["receivers"].as_i64().unwrap() >= 1);
+        } else {
+            let _: i64 = redis::cmd("PUBLISH").arg("spindle:notify:deliver").arg("*").query_async(&mut b.redis.conn().await).await.unwrap();
+        }
+        letters = send(cookie(http().get(rt.url("/notify/webhooks/dead-letters")))).await.body;
+        if !letters["dead_letters"].as_array().unwrap().is_empty() {
+            break;
+        }
+    }
+    let letters = letters["dead_letters"].as_array().unwrap().clone();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let d = &letters[0];
+    assert_eq!(d["webhook_id"], failing.body["id"]);
+    assert_eq!(d["attempts"], 3);
+    assert_eq!(d["last_status"], 500);
+    assert_eq!(d["event_id"], event.as_str());
+    assert_eq!(d["topic"], "jobs");
+    assert_eq!(d["payload"]["data"], json!({ "job": 42 }));
+    assert!(d["id"].as_str().is_some() && d["failed_at"].as_str().unwrap().ends_with('Z'));
+    assert!(!d.to_string().contains("whsec_"), "no secrets in dead letters");
+
+    // More ticks change nothing: exactly three attempts, one message id, with
+    // backoff between them, each signed.
+    for _ in 0..4 {
+        let _: i64 = redis::cmd("PUBLISH").arg("spindle:notify:deliver").arg("*").query_async(&mut b.redis.conn().await).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let fails = rx.hits("/fail");
+    assert_eq!(fails.len(), 3, "{fails:?}");
+    assert!(fails.iter().all(|h| h.headers["webhook-id"] == fails[0].headers["webhook-id"]));
+    assert!(fails.iter().all(|h| verify(&secret, h)));
+    assert!(fails[1].at - fails[0].at >= Duration::from_millis(150), "backoff between attempts");
+    assert!(fails[2].at - fails[1].at >= Duration::from_millis(600), "growing backoff");
+    // The flaky receiver failed once and then took it: delivered, not dead.
+    let flakes = rx.hits("/flaky");
+    assert_eq!(flakes.len(), 2, "{flakes:?}");
+    assert_eq!(flakes[0].headers["webhook-id"], flakes[1].headers["webhook-id"]);
+    assert_eq!(delivery_keys(&b).await, (0, 0));
+    // Dead letters are the owner's: another user sees none.
+    let bob = login(&b, 2, "bob").await;
+    let theirs = send(http().get(rt.url("/notify/webhooks/dead-letters")).header("cookie", bob)).await;
+    assert_eq!(theirs.body["dead_letters"], json!([]));
+});
+
+both_transports!(a_slow_receiver_does_not_hold_up_the_others, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    let rt = app(&b, &[("notify_webhook_timeout", "1s".into())]);
+    assert_eq!(create(&rt, key, "mixed", &rx.url("/slow")).await.status, 201);
+    assert_eq!(create(&rt, key, "mixed", &rx.url("/ok")).await.status, 201);
+    let published = Instant::now();
+    publish(&rt, "mixed", json!("x")).await;
+    let ok = rx.wait_for("/ok", 1, Duration::from_secs(10)).await;
+    let slow = rx.wait_for("/slow", 1, Duration::from_secs(10)).await;
+    assert_eq!((ok.len(), slow.len()), (1, 1));
+    // Both requests were in flight together: the fast one did not wait for
+    // the slow one's 3 s (nor for its 1 s timeout).
+    assert!(ok[0].at - published < Duration::from_millis(900), "fast receiver after {:?}", ok[0].at - published);
+    assert!(ok[0].at.max(slow[0].at) - ok[0].at.min(slow[0].at) < Duration::from_millis(500));
+    // The slow one timed out and waits for its retry.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(delivery_keys(&b).await, (1, 1), "one delivery pending a retry");
+});
+
+both_transports!(webhooks_are_validated_and_scoped_to_their_owner, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    let rt = app(&b, &[]);
+    let (alice, bob) = (login(&b, 1, "alice").await, login(&b, 2, "bob").await);
+    let as_alice = |rb: reqwest::RequestBuilder| rb.header("cookie", alice.clone());
+    let as_bob = |rb: reqwest::RequestBuilder| rb.header("cookie", bob.clone());
+
+    let problem = |r: &Resp, status: u16| {
+        assert_eq!(r.status, status, "{r:?}");
+        assert_eq!(r.content_type, "application/problem+json", "{r:?}");
+    };
+    problem(&create(&rt, |rb| rb, "t", &rx.url("/ok")).await, 401);
+    for (topic, url) in [
+        ("t", "ftp://127.0.0.1/x".to_string()),
+        ("t", "http://user:pw@127.0.0.1:1/x".to_string()),
+        ("t", "https://example.com/hook".to_string()), // not in the allowed origins
+        ("t", "http://127.0.0.1:1/#frag".to_string()),
+        ("a b", rx.url("/ok")),
+    ] {
+        problem(&create(&rt, as_alice, topic, &url).await, 400);
+    }
+    problem(&create(&rt, as_alice, "user:2", &rx.url("/ok")).await, 403);
+    let mine = create(&rt, as_alice, "user:1", &rx.url("/ok")).await;
+    assert_eq!(mine.status, 201, "{mine:?}");
+    let public = create(&rt, as_alice, "news", &rx.url("/ok")).await;
+    assert_eq!(public.status, 201);
+
+    let list = |who: fn(reqwest::RequestBuilder, &str) -> reqwest::RequestBuilder, c: String| {
+        let url = rt.url("/notify/webhooks");
+        async move { send(who(http().get(url), &c)).await.body["webhooks"].as_array().unwrap().len() }
+    };
+    let cookie = |rb: reqwest::RequestBuilder, c: &str| rb.header("cookie", c.to_owned());
+    assert_eq!(list(cookie, alice.clone()).await, 2);
+    assert_eq!(list(cookie, bob.clone()).await, 0);
+    let id = public.body["id"].as_str().unwrap().to_owned();
+    let del = |auth: &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder| {
+        let rb = auth(http().delete(rt.url(&format!("/notify/webhooks/{id}"))));
+        async move { rb.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(del(&as_bob).await, 404, "not bob's");
+    assert_eq!(del(&key).await, 404, "not the service's either");
+    assert_eq!(del(&as_alice).await, 204);
+    assert_eq!(del(&as_alice).await, 404);
+    assert_eq!(list(cookie, alice.clone()).await, 1);
+    let topics: Vec<String> = redis::cmd("SMEMBERS").arg("spindle:notify:webhook-topics").query_async(&mut b.redis.conn().await).await.unwrap();
+    assert_eq!(topics, vec!["user:1".to_string()], "news has no webhooks left");
+
+    // Deleted: publishing to news delivers nothing; user:1 still delivers.
+    publish(&rt, "news", json!(1)).await;
+    publish(&rt, "user:1", json!(2)).await;
+    rx.wait_for("/ok", 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let hits: Vec<Value> = rx.hits("/ok").iter().map(Hit::json).collect();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["topic"], "user:1");
+});
