@@ -460,3 +460,50 @@ impl Drop for Postgres {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A per-test directory holding a SQLite database and the runtime config
+/// that points the runner's `default` database at it; removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("spindle-db-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("runtime-config.toml"),
+            format!("[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n", dir.join("db.sqlite").display()),
+        )
+        .unwrap();
+        TempDir(dir)
+    }
+
+    /// The `--runtime-config-file` for this database.
+    pub fn runtime_config(&self) -> PathBuf {
+        self.0.join("runtime-config.toml")
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        TempDir::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How often one command has run so far (`evalsha`, `get`…), from INFO
+/// commandstats; commands run inside Lua scripts count too.
+pub async fn cmdstat(redis: &Redis, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut redis.conn().await).await.unwrap();
+    info.lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+        .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}

@@ -371,13 +371,6 @@ impl Monitor {
     }
 }
 
-async fn cmdstat(redis: &Redis, name: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut redis.conn().await).await.unwrap();
-    info.lines()
-        .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
-        .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 both_transports!(one_round_trip_per_decision, |b: Backend| async move {
     let rt = b.app(&[]);

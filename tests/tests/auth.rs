@@ -4,41 +4,12 @@
 use serde_json::{json, Value};
 use spindle::session::cookie;
 use spindle_e2e::*;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "e2e-current-secret-0123456789";
 const OLD_SECRET: &str = "e2e-previous-secret-abcdefgh";
 const PASSWORD: &str = "correct horse battery";
 
-/// A per-test directory for the SQLite database, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let dir = std::env::temp_dir().join(format!("spindle-auth-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("runtime-config.toml"),
-            format!("[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n", dir.join("db.sqlite").display()),
-        )
-        .unwrap();
-        TempDir(dir)
-    }
-
-    fn runtime_config(&self) -> PathBuf {
-        self.0.join("runtime-config.toml")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The app on `b`, its database in `db`, with `session_secrets` = SECRET
 /// unless `extra` says otherwise.

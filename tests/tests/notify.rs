@@ -664,13 +664,6 @@ async fn monitor<F: std::future::Future<Output = ()>>(redis: &Redis, work: F) ->
     (sent, lines.iter().filter(|l| l.contains(" lua] ")).count())
 }
 
-async fn cmdstat(redis: &Redis, name: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut redis.conn().await).await.unwrap();
-    info.lines()
-        .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
-        .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 both_transports!(a_publish_is_one_round_trip, |b: Backend| async move {
     let rt = app(&b, &[]);
