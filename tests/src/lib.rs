@@ -507,3 +507,55 @@ pub async fn cmdstat(redis: &Redis, name: &str) -> u64 {
         .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Every command Redis receives from clients, via MONITOR, to count round
+/// trips. Commands scripts run inside Redis (`[0 lua]`) are kept apart, and
+/// subscriber housekeeping (the Redis trigger's SUBSCRIBE, which may come at
+/// any time) is left out, as in [`command_count`].
+pub struct Monitor {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Monitor {
+    pub async fn start(redis: &Redis) -> Monitor {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await.unwrap();
+        s.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut r = BufReader::new(s);
+        let mut ok = String::new();
+        r.read_line(&mut ok).await.unwrap();
+        assert_eq!(ok.trim(), "+OK");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let task = tokio::spawn(async move {
+            let mut line = String::new();
+            while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                sink.lock().unwrap().push(std::mem::take(&mut line));
+            }
+        });
+        Monitor { lines, task }
+    }
+
+    /// The command names seen since the last call, once in-flight lines have
+    /// arrived: (sent by clients, run inside scripts).
+    pub async fn take(&self) -> (Vec<String>, Vec<String>) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let lines = std::mem::take(&mut *self.lines.lock().unwrap());
+        let name = |l: &String| l.split("] \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").to_ascii_uppercase();
+        let (lua, sent): (Vec<_>, Vec<_>) = lines.iter().partition(|l| l.contains(" lua] "));
+        let sent = sent.into_iter().map(name).filter(|c| c != "SUBSCRIBE" && c != "PSUBSCRIBE").collect();
+        (sent, lua.into_iter().map(name).collect())
+    }
+
+    /// Only the commands sent by clients.
+    pub async fn sent(&self) -> Vec<String> {
+        self.take().await.0
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -4,9 +4,8 @@
 use serde_json::Value;
 use spindle_e2e::*;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
@@ -333,43 +332,6 @@ async fn a_hung_redis_is_bounded_by_redis_timeout_ms_over_rest() {
     assert_eq!(r2.status(), 503);
 }
 
-/// Every command Redis receives from clients, via MONITOR; commands that
-/// scripts run (`[<db> lua]`) are kept apart.
-struct Monitor {
-    lines: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Monitor {
-    async fn start(redis: &Redis) -> Monitor {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await.unwrap();
-        s.write_all(b"MONITOR\r\n").await.unwrap();
-        let mut r = BufReader::new(s);
-        let mut ok = String::new();
-        r.read_line(&mut ok).await.unwrap();
-        assert_eq!(ok.trim(), "+OK");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let task = tokio::spawn(async move {
-            let mut line = String::new();
-            while r.read_line(&mut line).await.unwrap_or(0) > 0 {
-                sink.lock().unwrap().push(std::mem::take(&mut line));
-            }
-        });
-        Monitor { lines, task }
-    }
-
-    /// (commands sent by clients, commands run inside scripts)
-    async fn stop(self) -> (Vec<String>, Vec<String>) {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        self.task.abort();
-        let lines = self.lines.lock().unwrap().clone();
-        let name =
-            |l: &String| l.split("] \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").to_ascii_uppercase();
-        let (lua, sent): (Vec<_>, Vec<_>) = lines.iter().partition(|l| l.contains(" lua] "));
-        (sent.iter().map(|l| name(l)).collect(), lua.iter().map(|l| name(l)).collect())
-    }
-}
 
 
 both_transports!(one_round_trip_per_decision, |b: Backend| async move {
@@ -391,7 +353,7 @@ both_transports!(one_round_trip_per_decision, |b: Backend| async move {
         assert_eq!(c.get(rt.url("/api/quota")).send().await.unwrap().status(), 200);
         assert_eq!(c.post(rt.url("/api/echo")).body(vec![b'x'; 3000]).send().await.unwrap().status(), 200);
     }
-    let (sent, in_scripts) = monitor.stop().await;
+    let (sent, in_scripts) = monitor.take().await;
     // What the issue means by one command per decision: one round trip, one
     // EVALSHA on the wire per request.
     assert_eq!(sent.len(), 30, "{sent:?}");

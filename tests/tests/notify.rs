@@ -637,31 +637,12 @@ both_transports!(bad_input_is_refused_with_problems, |b: Backend| async move {
     r.problem(403, "forbidden");
 });
 
-/// Every command Redis receives from clients, via MONITOR; commands scripts
-/// run inside Redis (`[0 lua]`) are kept apart.
+/// The commands clients sent while `work` ran, and how many ran inside scripts.
 async fn monitor<F: std::future::Future<Output = ()>>(redis: &Redis, work: F) -> (Vec<String>, usize) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await.unwrap();
-    s.write_all(b"MONITOR\r\n").await.unwrap();
-    let mut r = BufReader::new(s);
-    let mut ok = String::new();
-    r.read_line(&mut ok).await.unwrap();
-    assert_eq!(ok.trim(), "+OK");
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let task = tokio::spawn(async move {
-        let mut line = String::new();
-        while r.read_line(&mut line).await.unwrap_or(0) > 0 {
-            sink.lock().unwrap().push(std::mem::take(&mut line));
-        }
-    });
+    let m = Monitor::start(redis).await;
     work.await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    task.abort();
-    let lines = lines.lock().unwrap().clone();
-    let name = |l: &String| l.split("] \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").to_ascii_uppercase();
-    let sent: Vec<String> = lines.iter().filter(|l| !l.contains(" lua] ")).map(name).collect();
-    (sent, lines.iter().filter(|l| l.contains(" lua] ")).count())
+    let (sent, lua) = m.take().await;
+    (sent, lua.len())
 }
 
 

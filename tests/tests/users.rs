@@ -6,7 +6,6 @@
 use serde_json::{json, Value};
 use spindle_e2e::*;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const SECRET: &str = "users-e2e-secret-0123456789";
 const PASSWORD: &str = "correct horse battery";
@@ -314,52 +313,6 @@ async fn db_url_moves_auth_and_users_to_postgres() {
     assert_eq!(get(&again, &format!("/users/{id}"), None).await.status, 200);
 }
 
-/// Every command Redis receives from clients, via MONITOR (commands that
-/// scripts run, marked `lua`, are left out: they are not round trips).
-struct Monitor {
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Monitor {
-    async fn start(redis: &Redis) -> Monitor {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await.unwrap();
-        s.write_all(b"MONITOR\r\n").await.unwrap();
-        let mut r = BufReader::new(s);
-        let mut ok = String::new();
-        r.read_line(&mut ok).await.unwrap();
-        assert_eq!(ok.trim(), "+OK");
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let task = tokio::spawn(async move {
-            let mut line = String::new();
-            while r.read_line(&mut line).await.unwrap_or(0) > 0 {
-                sink.lock().unwrap().push(std::mem::take(&mut line));
-            }
-        });
-        Monitor { lines, task }
-    }
-
-    /// The command names sent by clients since the last call. The runner's
-    /// Redis trigger (notify-worker) may (re)subscribe at any time: its
-    /// SUBSCRIBE is not a request's round trip.
-    async fn take(&self) -> Vec<String> {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let lines = std::mem::take(&mut *self.lines.lock().unwrap());
-        lines
-            .iter()
-            .filter(|l| !l.contains(" lua] "))
-            .map(|l| l.split("] \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").to_ascii_uppercase())
-            .filter(|c| c != "SUBSCRIBE" && c != "PSUBSCRIBE")
-            .collect()
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 both_transports!(round_trips_per_route, |b: Backend| async move {
     let db = Db::sqlite();
@@ -377,24 +330,24 @@ both_transports!(round_trips_per_route, |b: Backend| async move {
     let m = Monitor::start(&b.redis).await;
     let r = get(&rt, &format!("/users/{alice}"), None).await;
     assert_eq!(r.x_cache(), "MISS");
-    assert_eq!(m.take().await, vec!["EVALSHA", "EVALSHA"], "a miss: lookup + fill");
+    assert_eq!(m.sent().await, vec!["EVALSHA", "EVALSHA"], "a miss: lookup + fill");
     let r = get(&rt, &format!("/users/{alice}"), None).await;
     assert_eq!(r.x_cache(), "HIT");
-    assert_eq!(m.take().await, vec!["EVALSHA"], "a hit: one round trip");
+    assert_eq!(m.sent().await, vec!["EVALSHA"], "a hit: one round trip");
     let r = get(&rt, &format!("/users/{alice}"), Some(&ca)).await;
     assert_eq!(r.x_cache(), "HIT");
-    assert_eq!(m.take().await, vec!["GET", "EVALSHA"], "with a session: its GET, then the lookup");
+    assert_eq!(m.sent().await, vec!["GET", "EVALSHA"], "with a session: its GET, then the lookup");
     let r = get(&rt, &format!("/users?ids={alice},{bob},777"), None).await;
     assert_eq!(r.x_cache(), "MISS");
-    assert_eq!(m.take().await, vec!["EVALSHA", "EVALSHA"], "a batch with misses: one lookup, one fill");
+    assert_eq!(m.sent().await, vec!["EVALSHA", "EVALSHA"], "a batch with misses: one lookup, one fill");
     let r = get(&rt, &format!("/users?ids={alice},{bob},777"), None).await;
     assert_eq!(r.x_cache(), "HIT");
-    assert_eq!(m.take().await, vec!["EVALSHA"], "a batch of hits: one round trip");
+    assert_eq!(m.sent().await, vec!["EVALSHA"], "a batch of hits: one round trip");
     let r = patch(&rt, alice, &json!({ "display_name": "counted" }), Some(&ca), None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(m.take().await, vec!["GET", "EVALSHA"], "a write: the session's GET, the invalidation");
+    assert_eq!(m.sent().await, vec!["GET", "EVALSHA"], "a write: the session's GET, the invalidation");
     get(&rt, "/users/abc", None).await.problem(400);
-    assert!(m.take().await.is_empty(), "bad input costs nothing");
+    assert!(m.sent().await.is_empty(), "bad input costs nothing");
 });
 
 both_transports!(stale_answers_and_negative_caching, |b: Backend| async move {
