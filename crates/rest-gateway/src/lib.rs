@@ -96,6 +96,22 @@ impl Server {
 /// How long [`Server::shutdown`] waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Binds with a deep accept queue: the default of 128 overflows when a
+/// burst of clients connects at once (the kernel then drops handshakes and
+/// some clients see resets). The kernel caps it at `net.core.somaxconn`.
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(4096)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address")))
+}
+
 /// Binds the listener and starts serving in the background.
 ///
 /// Redis is connected to lazily, so the gateway starts (and answers 503)
@@ -104,7 +120,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub async fn serve(config: Config) -> anyhow::Result<Server> {
     anyhow::ensure!(!config.token.is_empty(), "the token must not be empty");
     let link = link::Link::new(&config.redis_url, config.redis_timeout)?;
-    let listener = TcpListener::bind(&config.listen)
+    let listener = listen(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;

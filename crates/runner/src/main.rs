@@ -95,7 +95,9 @@ async fn up(args: UpArgs) -> Result<()> {
     // that is down (the triggers keep retrying in the background).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), futures::future::join_all(subscribed)).await;
 
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    // A deep accept queue: the default of 128 overflows when a burst of
+    // clients connects at once, and some of them then see resets.
+    let listener = listen(args.listen).with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
     println!("Serving http://{local}");
     println!("Available Routes:");
@@ -136,6 +138,13 @@ async fn up(args: UpArgs) -> Result<()> {
     // In-flight requests get a short grace period.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), connections.wait_idle()).await;
     Ok(())
+}
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Tracks connection tasks so shutdown can wait for in-flight requests.
