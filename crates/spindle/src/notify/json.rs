@@ -154,4 +154,18 @@ mod tests {
         assert!(Json::parse("[1,").is_err());
         assert!(Json::parse(r#""\ud800""#).is_err(), "lone surrogates are not text");
     }
+
+    /// Found by fuzzing (fuzz/ json_body): without serde_json's
+    /// `float_roundtrip`, this parsed 1 ulp off (4.444443999999999e55), so
+    /// subscribers and the MessagePack form saw another number than
+    /// `JSON.parse` (4.444444e55).
+    #[test]
+    fn fuzz_regression_floats_are_correctly_rounded() {
+        let text = "44444440000000000000044444400000000000000025444400000000";
+        let v = Json::parse(text).unwrap();
+        assert_eq!(v.to_text(), "4.444444e+55");
+        let Json::Number(n) = &v else { panic!("{v:?}") };
+        assert_eq!(n.as_f64(), Some(4.444444e55));
+        assert_eq!(Json::parse(&v.to_text()).unwrap(), v);
+    }
 }

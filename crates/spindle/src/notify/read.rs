@@ -28,7 +28,8 @@ pub fn parse_cursor(s: &str) -> Result<String, Error> {
     if s == "0" {
         return Ok(ZERO_CURSOR.into());
     }
-    let num = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok();
+    // `parse::<u64>` bounds the value; leading zeros do not change it.
+    let num = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok();
     match s.split_once('-') {
         Some((ms, seq)) if num(ms) && num(seq) => Ok(format!("{}-{}", ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))),
         _ => Err(Error::Invalid("a cursor is 0 or an event id such as 1767225600000-0".into())),
@@ -254,6 +255,15 @@ mod tests {
         for bad in ["", "$", "-", "1-", "-1", "1-2-3", "a-1", "1767225600000", "99999999999999999999-0", "1 -1", ">"] {
             assert!(parse_cursor(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Found by fuzzing (tests/fuzz_topic_cursor.rs): leading zeros were
+    /// refused past 20 digits, though `007-01` is accepted and the value fits.
+    #[test]
+    fn fuzz_regression_leading_zeros_past_20_digits() {
+        assert_eq!(parse_cursor(" 0000-010000000000000000000\t").unwrap(), "0-10000000000000000000");
+        assert_eq!(parse_cursor("000000000000000000000000001-0").unwrap(), "1-0");
+        assert!(parse_cursor("018446744073709551616-0").is_err(), "still 64 bits");
     }
 
     #[test]

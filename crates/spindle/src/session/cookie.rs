@@ -143,7 +143,7 @@ pub fn decode_uri_component(s: &str) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
+            let hex = s.get(i + 1..i + 3).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -220,5 +220,15 @@ mod tests {
         assert_eq!(decode_uri_component("%"), None);
         assert_eq!(decode_uri_component("%zz"), None);
         assert_eq!(decode_uri_component("%ff"), None);
+    }
+
+    /// Found by fuzzing (tests/fuzz_cookie.rs): `from_str_radix` takes a sign,
+    /// decodeURIComponent does not.
+    #[test]
+    fn fuzz_regression_signed_escape_is_malformed() {
+        assert_eq!(decode_uri_component("%+A"), None);
+        assert_eq!(decode_uri_component("%-0"), None);
+        let h = vec![&b"connect.sid=s%3Ax%+A"[..]];
+        assert_eq!(find(h.into_iter(), "connect.sid"), Ok(Some("s%3Ax%+A".into())), "kept raw, as the cookie package does");
     }
 }
