@@ -15,7 +15,7 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_component;
 use spindle::config::{RedisConfig, Vars};
 use spindle::env::SystemClock;
-use spindle::http::{Problem, Response};
+use spindle::http::{Problem, Response, NO_BODY_LIMIT};
 use spindle::ratelimit::{ApiKeys, Identity, Limited, Throttle};
 use spindle::session::{self, SessionConfig, SessionUser};
 use spindle::spin::{serve, SpinLink, SpinVars};
@@ -55,7 +55,10 @@ async fn api(req: spindle::http::Request) -> Result<Response, Problem> {
     let vars = SpinVars;
     let cost = match route {
         Route::Echo => echo_cost(&req, &vars)?,
-        _ => 1,
+        _ => {
+            req.check_body_limit(NO_BODY_LIMIT)?;
+            1
+        }
     };
     let throttle = Throttle::api(&vars)?;
     let cfg = RedisConfig::from_vars(&vars).map_err(|e| Problem::misconfigured(&e.to_string()))?;

@@ -21,7 +21,7 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_component;
 use spindle::config::RedisConfig;
 use spindle::env::{Clock, OsRng, SystemClock};
-use spindle::http::{Problem, Response};
+use spindle::http::{Problem, Response, NO_BODY_LIMIT};
 use spindle::ratelimit::{Identity, Limited, Throttle};
 use spindle::redis::Link;
 use spindle::session::{self, SessionConfig, SessionError, SessionUser, UserRef};
@@ -38,6 +38,11 @@ async fn handle(req: Request) -> impl IntoResponse {
 }
 
 async fn route(req: spindle::http::Request) -> Result<Response, Problem> {
+    // Register and login bound their JSON bodies (BODY_LIMIT); the other
+    // routes take none.
+    if !matches!(req.path.as_str(), "/auth/register" | "/auth/login") {
+        req.check_body_limit(NO_BODY_LIMIT)?;
+    }
     let path = req.path.clone();
     let method = req.method.as_str();
     let allow = |methods: &str| Problem::method_not_allowed(method).with_header("allow", methods);

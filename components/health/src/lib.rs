@@ -2,28 +2,76 @@
 //!
 //! Opens the Redis link, times one PING, and reports the transport and the
 //! round-trip latency. Load balancers take a 503 as "take me out".
+//! `GET /openapi.json` serves the API's OpenAPI 3.1 document (`openapi.json`
+//! at the repository root, compiled in), with an ETag.
 //! This component also owns the catch-all route, so unknown paths get a
 //! problem+json 404 from the app itself, identically on Spin and the runner.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_component;
 use spindle::config::RedisConfig;
-use spindle::http::{Problem, Response};
+use spindle::http::{Problem, Response, NO_BODY_LIMIT};
 use spindle::redis::{Cmd, Link};
 use spindle::spin::{serve, SpinLink, SpinVars};
 
+/// The OpenAPI document, as committed.
+const OPENAPI: &str = include_str!("../../../openapi.json");
+
 #[http_component]
 async fn handle(req: Request) -> impl IntoResponse {
-    serve(req, health).await
+    serve(req, route).await
 }
 
-async fn health(req: spindle::http::Request) -> Result<Response, Problem> {
-    if req.path != "/healthz" {
-        return Err(Problem::not_found(&req.path));
+async fn route(req: spindle::http::Request) -> Result<Response, Problem> {
+    let allowed = |req: &spindle::http::Request| {
+        if matches!(req.method.as_str(), "GET" | "HEAD") {
+            Ok(())
+        } else {
+            Err(Problem::method_not_allowed(&req.method).with_header("allow", "GET, HEAD"))
+        }
+    };
+    match req.path.as_str() {
+        "/healthz" => {
+            allowed(&req)?;
+            req.check_body_limit(NO_BODY_LIMIT)?;
+            health().await
+        }
+        "/openapi.json" => {
+            allowed(&req)?;
+            req.check_body_limit(NO_BODY_LIMIT)?;
+            Ok(openapi(&req))
+        }
+        _ => Err(Problem::not_found(&req.path)),
     }
-    if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        return Err(Problem::method_not_allowed(&req.method).with_header("allow", "GET, HEAD"));
+}
+
+/// A strong ETag of the document: FNV-1a 64 of its bytes.
+fn openapi_etag() -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in OPENAPI.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
+    format!("\"{h:016x}\"")
+}
+
+fn openapi(req: &spindle::http::Request) -> Response {
+    let etag = openapi_etag();
+    let matches = req.header("if-none-match").is_some_and(|h| {
+        h.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag)
+    });
+    let resp = if matches {
+        Response::empty(304)
+    } else {
+        Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: OPENAPI.as_bytes().to_vec(),
+        }
+    };
+    resp.with_header("etag", etag).with_header("cache-control", "no-cache")
+}
+
+async fn health() -> Result<Response, Problem> {
     let cfg = RedisConfig::from_vars(&SpinVars).map_err(|e| Problem::misconfigured(&e.to_string()))?;
     let link = SpinLink::new(&cfg);
     let started = std::time::Instant::now();

@@ -18,7 +18,7 @@ use spin_sdk::http_component;
 use spindle::cache::{Degraded, Outcome, Sleep, WasiSleep};
 use spindle::config::RedisConfig;
 use spindle::env::{Clock, OsRng, SystemClock};
-use spindle::http::{Problem, Response};
+use spindle::http::{Problem, Response, NO_BODY_LIMIT};
 use spindle::session::{self, SessionConfig, SessionError, SessionUser};
 use spindle::spin::{serve, SpinLink, SpinVars};
 use spindle::users::cached::{self, CachedUsers, Found, Settings};
@@ -36,6 +36,10 @@ async fn route(req: spindle::http::Request) -> Result<Response, Problem> {
     let path = req.path.clone();
     let method = req.method.clone();
     let allow = |methods: &str| Problem::method_not_allowed(&method).with_header("allow", methods);
+    // Reads take no body; a PATCH body is bounded by BODY_LIMIT.
+    if method != "PATCH" {
+        req.check_body_limit(NO_BODY_LIMIT)?;
+    }
     match path.strip_prefix("/users") {
         Some("") | Some("/") => match method.as_str() {
             "GET" | "HEAD" => batch(req).await,

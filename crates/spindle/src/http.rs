@@ -33,6 +33,16 @@ impl Request {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// The first value of a header that must be text: `Ok(None)` when
+    /// absent, 400 when present but not UTF-8 (rather than taking it for
+    /// absent, which would silently drop a precondition or a cursor).
+    pub fn text_header(&self, name: &str) -> Result<Option<&str>, Problem> {
+        match self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            None => Ok(None),
+            Some((_, v)) => std::str::from_utf8(v).map(Some).map_err(|_| Problem::bad_request(format!("the {name} header is not valid UTF-8"))),
+        }
+    }
+
     /// Every value of a header (for headers that may repeat, like Cookie).
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
@@ -55,6 +65,15 @@ impl Request {
         Ok(())
     }
 
+    /// 413 when the body is over `limit` bytes: every route has a body limit,
+    /// [`NO_BODY_LIMIT`] for the ones that take no body.
+    pub fn check_body_limit(&self, limit: usize) -> Result<(), Problem> {
+        if self.body.len() > limit {
+            return Err(Problem::payload_too_large(limit));
+        }
+        Ok(())
+    }
+
     /// Parses a JSON body of at most `limit` bytes into `T`.
     ///
     /// 413 when too large, 415 when not JSON, 400 when malformed, too deep
@@ -72,6 +91,10 @@ impl Request {
         serde_json::from_slice(&self.body).map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
     }
 }
+
+/// Largest body a route that takes none accepts (and ignores), so a client
+/// that sends `{}` by habit is served; anything longer is a 413.
+pub const NO_BODY_LIMIT: usize = 1024;
 
 /// Deepest nesting of arrays and objects a JSON body may have.
 pub const MAX_JSON_DEPTH: usize = 32;
@@ -114,7 +137,8 @@ pub fn percent_decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                // Two hex digits, checked as such: `from_str_radix` would also take a sign ("%+A").
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
@@ -277,6 +301,13 @@ mod tests {
         assert_eq!(percent_decode("%zz"), Some("%zz".into()));
     }
 
+    /// Found by fuzzing (tests/fuzz_topic_cursor.rs): a sign is not a hex digit.
+    #[test]
+    fn fuzz_regression_percent_sign_is_not_an_escape() {
+        assert_eq!(percent_decode("%+A"), Some("% A".into()));
+        assert_eq!(percent_decode("%-1x"), Some("%-1x".into()));
+    }
+
     #[test]
     fn json_bodies_are_bounded_and_typed() {
         #[derive(serde::Deserialize, Debug)]
@@ -294,6 +325,22 @@ mod tests {
         assert_eq!(req(&[("content-type", "application/json")], &deep).json::<Value>(1000).unwrap_err().status, 400);
         let in_string = format!(r#"{{"a":1,"s":"{}"}}"#, "[".repeat(40));
         assert!(req(&[("content-type", "application/json")], &in_string).json::<B>(1000).is_ok());
+    }
+
+    #[test]
+    fn text_headers_must_be_utf8() {
+        let mut r = req(&[("if-match", "\"a\"")], "");
+        assert_eq!(r.text_header("If-Match").unwrap(), Some("\"a\""));
+        assert_eq!(r.text_header("last-event-id").unwrap(), None);
+        r.headers.push(("last-event-id".into(), vec![0x84]));
+        assert_eq!(r.text_header("last-event-id").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn body_limits() {
+        assert!(req(&[], &"x".repeat(NO_BODY_LIMIT)).check_body_limit(NO_BODY_LIMIT).is_ok());
+        let p = req(&[], &"x".repeat(NO_BODY_LIMIT + 1)).check_body_limit(NO_BODY_LIMIT).unwrap_err();
+        assert_eq!((p.status, p.kind), (413, "payload-too-large"));
     }
 
     #[test]

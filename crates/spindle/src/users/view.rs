@@ -135,7 +135,7 @@ pub fn not_modified(req: &Request, current_etag: &str) -> bool {
 /// other tags never match (strong comparison), which leaves the list empty
 /// and the write a 412. A malformed header is a 400.
 pub fn if_match_versions(req: &Request, id: i64) -> Result<Option<Vec<i64>>, Problem> {
-    let Some(h) = req.header("if-match") else { return Ok(None) };
+    let Some(h) = req.text_header("if-match")? else { return Ok(None) };
     let tags = parse_tags(h).ok_or_else(|| Problem::bad_request("If-Match must be *, entity tags or a version number"))?;
     if tags.contains(&Tag::Any) {
         return Ok(None);
