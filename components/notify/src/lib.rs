@@ -18,7 +18,7 @@ use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam
 use spin_sdk::http_component;
 use spindle::config::{RedisConfig, Vars};
 use spindle::env::{OsRng, SystemClock};
-use spindle::http::{Problem, Request, Response};
+use spindle::http::{Problem, Request, Response, NO_BODY_LIMIT};
 use spindle::notify::{self, webhooks, Caller, NotifyConfig, Pause, Publish, Sink, Topic};
 use spindle::session::to_iso;
 use spindle::spin::{SpinLink, SpinVars};
@@ -28,9 +28,16 @@ use std::task::Poll;
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let vars = SpinVars;
     let route = route(&method(&req), &path(&req));
+    // Read enough of any body to tell whether it is over its route's limit.
     let limit = NotifyConfig::from_vars(&vars).map(|c| c.max_body_bytes).unwrap_or(0);
-    let req = read_request(req, limit).await;
-    let prepared = route.and_then(|r| req.check_header_limits().map(|_| r));
+    let req = read_request(req, limit.max(NO_BODY_LIMIT).max(webhooks::MAX_CREATE_BODY)).await;
+    let prepared = route.and_then(|r| req.check_header_limits().map(|_| r)).and_then(|r| {
+        if r.takes_body() {
+            Ok(r)
+        } else {
+            req.check_body_limit(NO_BODY_LIMIT).map(|_| r)
+        }
+    });
     match prepared {
         Err(p) => send(out, p.to_response()).await,
         Ok(Route::Stream) => stream(&req, out, &vars).await,
@@ -53,6 +60,14 @@ enum Route {
     WebhookDelete(String),
     DeadLetters,
     Redrive,
+}
+
+impl Route {
+    /// Whether the route reads a body (and bounds it itself); the others
+    /// accept at most [`NO_BODY_LIMIT`] bytes, ignored.
+    fn takes_body(&self) -> bool {
+        matches!(self, Route::Publish | Route::PresenceBeat | Route::WebhookCreate)
+    }
 }
 
 fn route(method: &str, path: &str) -> Result<Route, Problem> {
@@ -94,19 +109,18 @@ async fn read_request(req: IncomingRequest, limit: usize) -> Request {
     let (path, query) = pq.split_once('?').map(|(p, q)| (p.to_owned(), q.to_owned())).unwrap_or((pq, String::new()));
     let headers = req.headers().entries().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     let mut body = Vec::new();
-    if matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
-        let mut stream = req.into_body_stream();
-        while let Some(Ok(chunk)) = stream.next().await {
-            body.extend_from_slice(&chunk);
-            if body.len() > limit {
-                break;
-            }
+    let mut stream = req.into_body_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            break;
         }
     }
     Request { method, path, query, headers, body }
 }
 
 async fn send(out: ResponseOutparam, r: Response) {
+    let r = spindle::spin::with_host(r);
     let headers: Vec<(String, Vec<u8>)> = r.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
     let resp = OutgoingResponse::new(Fields::from_list(&headers).unwrap_or_else(|_| Fields::new()));
     let _ = resp.set_status_code(r.status);
@@ -130,7 +144,7 @@ fn topic_param(req: &Request) -> Result<Topic, Problem> {
 /// `after=` (or, for SSE, `Last-Event-ID`, which wins: it is what a
 /// reconnecting EventSource sends along with the original URL).
 fn cursor_param(req: &Request, header: bool) -> Result<Option<String>, Problem> {
-    let from_header = if header { req.header("last-event-id").map(str::to_owned).filter(|s| !s.trim().is_empty()) } else { None };
+    let from_header = if header { req.text_header("last-event-id")?.map(str::to_owned).filter(|s| !s.trim().is_empty()) } else { None };
     match from_header.or_else(|| req.query_param("after")) {
         None => Ok(None),
         Some(c) => Ok(Some(notify::parse_cursor(&c)?)),
@@ -262,7 +276,7 @@ async fn stream(req: &Request, out: ResponseOutparam, vars: &SpinVars) {
         Ok(p) => p,
         Err(p) => return send(out, p.to_response().with_header("cache-control", "no-store")).await,
     };
-    let head = caller.apply(Response {
+    let head = spindle::spin::with_host(caller.apply(Response {
         status: 200,
         headers: vec![
             ("content-type".into(), "text/event-stream".into()),
@@ -270,7 +284,7 @@ async fn stream(req: &Request, out: ResponseOutparam, vars: &SpinVars) {
             ("x-accel-buffering".into(), "no".into()),
         ],
         body: Vec::new(),
-    });
+    }));
     let headers: Vec<(String, Vec<u8>)> = head.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
     let resp = OutgoingResponse::new(Fields::from_list(&headers).unwrap_or_else(|_| Fields::new()));
     let _ = resp.set_status_code(200);

@@ -281,14 +281,33 @@ where
     into_response(resp)
 }
 
-/// Converts a library response into a Spin response.
+/// Converts a library response into a Spin response, adding `Spindle-Host`.
 pub fn into_response(r: Response) -> spin_sdk::http::Response {
+    let r = with_host(r);
     let mut b = spin_sdk::http::Response::builder();
     b.status(r.status);
     for (k, v) in r.headers {
         b.header(k, v);
     }
     b.body(r.body).build()
+}
+
+/// The `host_id` variable, when the component declares it and it is set to
+/// 1–64 visible ASCII characters (anything else is ignored: no header).
+pub fn host_id() -> Option<String> {
+    spin_sdk::variables::get("host_id")
+        .ok()
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_graphic()))
+}
+
+/// Adds `Spindle-Host: <host_id>` (which host answered) when `host_id` is set.
+/// [`into_response`] does it for every component served through [`serve`];
+/// a component that builds its own response calls this first.
+pub fn with_host(r: Response) -> Response {
+    match host_id() {
+        Some(h) if r.header("spindle-host").is_none() => r.with_header("spindle-host", h),
+        _ => r,
+    }
 }
 
 #[cfg(test)]
