@@ -26,6 +26,22 @@ tests/interop/upstash-ratelimit/run.sh 2>&1 | tee -a "$out"
 log "interop: Socket.IO 4 servers on @socket.io/redis-adapter receiving notify publishes"
 tests/interop/socketio/run.sh 2>&1 | tee -a "$out"
 
+log "bench: scale-out smoke (4 hosts behind nginx, correctness under load, no timing)"
+SKIP_BUILD=1 bench/scale/run.sh --smoke 2>&1 | tee -a "$out"
+
+log "schemathesis: openapi.json against the app (anonymous and logged in, TCP and REST)"
+SKIP_BUILD=1 tests/schemathesis/run.sh 2>&1 | tee -a "$out"
+
+# The property-based fuzz tests (crates/spindle/tests/fuzz_*.rs) run inside
+# the cargo test below, this many cases per property (~15 s in all); the
+# coverage-guided cargo-fuzz targets run here, 10 s each (fuzz/README.md).
+export PROPTEST_CASES=4096
+log "fuzz: cargo-fuzz targets, 10 s each"
+fuzz/run.sh 10 2>&1 | tee -a "$out"
+
+log "browser: the console at / in Debian's chromium (playwright-core); screenshots in target/browser-artifacts/"
+tests/browser/run.sh 2>&1 | tee -a "$out"
+
 log "unit and end-to-end tests (cargo test)"
 cargo test --release --tests --no-fail-fast "${NATIVE_PACKAGES[@]}" 2>&1 | tee -a "$out"
 
