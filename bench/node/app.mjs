@@ -15,7 +15,8 @@ import { Ratelimit } from "@upstash/ratelimit";
 import { Server as SocketServer } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import argon2 from "argon2";
-import { ratelimitRedis } from "./ratelimit-adapter.mjs";
+// One adapter for the interop suite and the baseline (it needs only node:crypto).
+import { ratelimitRedis } from "../../tests/interop/upstash-ratelimit/adapter.mjs";
 import { open as openDb, statements } from "./db.mjs";
 
 // ---------------------------------------------------------------- helpers
