@@ -6,6 +6,9 @@
 //! Cases per property: `PROPTEST_CASES` (proptest's default, 256, when unset).
 //! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_cookie`.
 
+mod oracles;
+
+use oracles::decode_uri_component as reference_decode;
 use proptest::prelude::*;
 use spindle::session::cookie::{self, CookieError};
 
@@ -13,29 +16,6 @@ const NAME: &str = "connect.sid";
 
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
-}
-
-/// JavaScript's decodeURIComponent, written independently of the library:
-/// every `%` must be followed by two hex digits, and the result must be UTF-8.
-fn reference_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if i + 2 >= b.len() {
-                return None;
-            }
-            let (h, l) = (b[i + 1], b[i + 2]);
-            let hex = |c: u8| (c as char).to_digit(16);
-            out.push((hex(h)? * 16 + hex(l)?) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A session id as the library makes them, or anything cookie-safe.

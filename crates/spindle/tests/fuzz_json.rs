@@ -5,6 +5,9 @@
 //! Cases per property: `PROPTEST_CASES` (default 256).
 //! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_json`.
 
+mod oracles;
+
+use oracles::depth;
 use proptest::prelude::*;
 use serde_json::Value;
 use spindle::http::{Request, MAX_JSON_DEPTH};
@@ -23,15 +26,6 @@ fn req(body: Vec<u8>) -> Request {
         headers: vec![("content-type".into(), b"application/json".to_vec())],
         body,
         ..Default::default()
-    }
-}
-
-/// Nesting depth of arrays and objects, computed on the parsed value.
-fn depth(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-        _ => 0,
     }
 }
 

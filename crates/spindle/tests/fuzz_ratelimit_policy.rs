@@ -4,47 +4,14 @@
 //! Cases per property: `PROPTEST_CASES` (default 256).
 //! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_ratelimit_policy`.
 
+mod oracles;
+
+use oracles::policy as reference;
 use proptest::prelude::*;
 use spindle::ratelimit::{parse_duration, Algorithm, FailureMode, MAX_LIMIT, MAX_WINDOW_MS};
 
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
-}
-
-/// An independent reading of the grammar in the module docs.
-fn reference(spec: &str) -> Option<Algorithm> {
-    let words: Vec<&str> = spec.split_whitespace().collect();
-    let count = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse::<u64>().ok())
-            .flatten()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-    };
-    let dur = |s: &str| {
-        let units = [("ms", 1u64), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
-        let (num, scale) = units.iter().find_map(|(u, k)| {
-            let n = s.strip_suffix(u)?;
-            (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((n, *k))
-        })?;
-        let ms = num.parse::<u64>().ok()?.checked_mul(scale)?;
-        (1..=MAX_WINDOW_MS).contains(&ms).then_some(ms)
-    };
-    let (rate, rest) = (words.get(1)?, &words.get(2..)?);
-    let (n, w) = rate.split_once('/')?;
-    let (n, w) = (count(n)?, dur(w)?);
-    let alg = match (words[0], *rest) {
-        ("fixed_window", []) => Algorithm::FixedWindow { limit: n, window_ms: w },
-        ("sliding_window", []) => Algorithm::SlidingWindow { limit: n, window_ms: w },
-        ("token_bucket", []) => Algorithm::TokenBucket { refill: n, interval_ms: w, max: n },
-        ("token_bucket", ["burst", m]) => Algorithm::TokenBucket { refill: n, interval_ms: w, max: count(m)? },
-        _ => return None,
-    };
-    if let Algorithm::TokenBucket { refill, interval_ms, max } = alg {
-        if (max.div_ceil(refill) as u128) * (interval_ms as u128) > MAX_WINDOW_MS as u128 {
-            return None;
-        }
-    }
-    Some(alg)
 }
 
 fn algorithm() -> impl Strategy<Value = Algorithm> {

@@ -4,60 +4,15 @@
 //! Cases per property: `PROPTEST_CASES` (default 256).
 //! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_topic_cursor`.
 
+mod oracles;
+
+use oracles::{cursor as cursor_ok, form_decode as reference_form_decode, topic_ok};
 use proptest::prelude::*;
 use spindle::http::{percent_decode, Request};
-use spindle::notify::{parse_cursor, Topic, MAX_TOPIC_LEN, ZERO_CURSOR};
+use spindle::notify::{parse_cursor, Topic, ZERO_CURSOR};
 
 fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
-}
-
-/// The documented topic grammar, written independently: 1..=128 of
-/// `A-Z a-z 0-9 _ . : - /`; when it starts with `user:` in any case, exactly
-/// `user:<id>` with a canonical decimal i64 id.
-fn topic_ok(s: &str) -> bool {
-    let chars = !s.is_empty() && s.len() <= MAX_TOPIC_LEN && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-/".contains(c));
-    if !chars {
-        return false;
-    }
-    if s.len() >= 5 && s[..5].eq_ignore_ascii_case("user:") {
-        let Some(id) = s.strip_prefix("user:") else { return false };
-        return id.parse::<i64>().is_ok_and(|n| n >= 0 && n.to_string() == id);
-    }
-    true
-}
-
-/// The documented cursor grammar: `0`, or `<ms>-<seq>`, each a decimal u64
-/// (leading zeros allowed), surrounding whitespace ignored.
-fn cursor_ok(s: &str) -> Option<(u64, u64)> {
-    let s = s.trim();
-    if s == "0" {
-        return Some((0, 0));
-    }
-    let (a, b) = s.split_once('-')?;
-    let num = |p: &str| (!p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())).then(|| p.parse::<u64>().ok()).flatten();
-    Some((num(a)?, num(b)?))
-}
-
-/// Form-style percent-decoding, written independently: `+` is a space, `%XY`
-/// with two hex digits is a byte, any other `%` stays as it is.
-fn reference_form_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let (mut out, mut i) = (Vec::new(), 0);
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
-                out.push((hex(b[i + 1]).unwrap() * 16 + hex(b[i + 2]).unwrap()) as u8);
-                i += 3;
-                continue;
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 fn topicish() -> impl Strategy<Value = String> {
