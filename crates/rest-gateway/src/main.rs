@@ -45,22 +45,18 @@ async fn main() -> anyhow::Result<()> {
         redis_timeout: Duration::from_millis(cli.redis_timeout_ms),
         command_timeout: Duration::from_millis(cli.command_timeout_ms),
     };
+    // Handlers first: whoever sees the line below may signal at once, and a
+    // SIGTERM before they exist would kill the process instead of stopping it.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
     let server = serve(config).await?;
     // Scripts and tests wait for exactly this line.
     println!("listening on http://{}", server.local_addr());
     std::io::stdout().flush()?;
-    shutdown_signal().await?;
-    server.shutdown().await;
-    Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
+        _ = int.recv() => {}
     }
+    server.shutdown().await;
     Ok(())
 }

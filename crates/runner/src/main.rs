@@ -99,6 +99,10 @@ async fn up(args: UpArgs) -> Result<()> {
     // clients connects at once, and some of them then see resets.
     let listener = listen(args.listen).with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
+    // Signal handlers before the line scripts wait for: a SIGTERM sent as
+    // soon as it appears must stop the runner gracefully, not kill it.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
     println!("Serving http://{local}");
     println!("Available Routes:");
     for t in &app.manifest.trigger.http {
@@ -107,7 +111,6 @@ async fn up(args: UpArgs) -> Result<()> {
         }
     }
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let connections = tokio_util_tracker();
     loop {
         tokio::select! {
@@ -126,7 +129,7 @@ async fn up(args: UpArgs) -> Result<()> {
                     let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
                 });
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
         }
     }
