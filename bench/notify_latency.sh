@@ -34,7 +34,7 @@ for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; slee
 
 gport=$(free_port)
 token=bench-$RANDOM$RANDOM
-target/release/spindle-rest-gateway --listen "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" --token "$token" >/dev/null &
+target/native/spindle-rest-gateway --listen "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" --token "$token" >/dev/null &
 pids+=($!)
 
 export API_KEY="bench-$RANDOM$RANDOM"
@@ -45,7 +45,7 @@ start_runner() { # $1 transport → prints the port
     local port url token_var=()
     port=$(free_port)
     if [ "$1" = tcp ]; then url="redis://127.0.0.1:$rport"; else url="http://127.0.0.1:$gport"; token_var=(--variable "redis_token=$token"); fi
-    target/release/spindle-runner up -f spin.toml --listen "127.0.0.1:$port" \
+    target/native/spindle-runner up -f spin.toml --listen "127.0.0.1:$port" \
         --variable "redis_url=$url" --variable "redis_origin=$url" ${token_var[@]+"${token_var[@]}"} \
         --variable "redis_trigger_url=redis://127.0.0.1:$rport" --variable "api_keys=$digest" \
         --variable "notify_rate_limit=fixed_window 1000000000/60s" >/dev/null 2>&1 &

@@ -34,7 +34,7 @@ for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; slee
 
 gport=$(free_port)
 token=bench-$RANDOM$RANDOM
-target/release/spindle-rest-gateway --listen "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" --token "$token" >/dev/null &
+target/native/spindle-rest-gateway --listen "127.0.0.1:$gport" --redis "redis://127.0.0.1:$rport" --token "$token" >/dev/null &
 pids+=($!)
 
 commands() { redis-cli -p "$rport" info commandstats | awk -F'[=,]' '/^cmdstat_/ && !/^cmdstat_info:/ {s+=$2} END {print s+0}'; }
@@ -43,7 +43,7 @@ run() { # $1 transport
     local port url origin token_var=()
     port=$(free_port)
     if [ "$1" = tcp ]; then url="redis://127.0.0.1:$rport"; else url="http://127.0.0.1:$gport"; token_var=(--variable "redis_token=$token"); fi
-    target/release/spindle-runner up -f spin.toml --listen "127.0.0.1:$port" \
+    target/native/spindle-runner up -f spin.toml --listen "127.0.0.1:$port" \
         --variable "redis_url=$url" --variable "redis_origin=$url" ${token_var[@]+"${token_var[@]}"} \
         >/dev/null 2>&1 &
     local pid=$!

@@ -60,5 +60,5 @@ build_all() {
     log "building the components (wasm32-wasip2)"
     cargo build --target wasm32-wasip2 --release
     log "building the runner, the REST gateway and the tests"
-    cargo build --release --all-targets "${NATIVE_PACKAGES[@]}"
+    cargo build --profile native --all-targets "${NATIVE_PACKAGES[@]}"
 }

@@ -43,7 +43,7 @@ log "browser: the console at / in Debian's chromium (playwright-core); screensho
 tests/browser/run.sh 2>&1 | tee -a "$out"
 
 log "unit and end-to-end tests (cargo test)"
-cargo test --release --tests --no-fail-fast "${NATIVE_PACKAGES[@]}" 2>&1 | tee -a "$out"
+cargo test --profile native --tests --no-fail-fast "${NATIVE_PACKAGES[@]}" 2>&1 | tee -a "$out"
 
 # One closing line for the whole run, over every runner above.
 passed=$(( $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}') \

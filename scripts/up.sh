@@ -54,13 +54,13 @@ fi
 if [ "$rest" = 1 ]; then
     token="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
     log "starting the REST gateway on 127.0.0.1:8079 in front of $redis_url"
-    target/release/spindle-rest-gateway --listen 127.0.0.1:8079 --redis "$redis_url" --token "$token" >/dev/null &
+    target/native/spindle-rest-gateway --listen 127.0.0.1:8079 --redis "$redis_url" --token "$token" >/dev/null &
     pids+=($!)
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8079) 2>/dev/null && break; sleep 0.1; done
     vars+=(--variable redis_url=http://127.0.0.1:8079 --variable redis_origin=http://127.0.0.1:8079 --variable "redis_token=$token")
 fi
 
 log "serving on http://$listen"
-target/release/spindle-runner up -f spin.toml --listen "$listen" ${vars[@]+"${vars[@]}"} ${extra[@]+"${extra[@]}"} &
+target/native/spindle-runner up -f spin.toml --listen "$listen" ${vars[@]+"${vars[@]}"} ${extra[@]+"${extra[@]}"} &
 pids+=($!)
 wait "${pids[-1]}"

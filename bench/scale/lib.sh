@@ -130,7 +130,7 @@ start_runner() {
     local i="$1" port args=()
     port="${runner_port[$i]:-$(free_port)}"
     while IFS= read -r v; do args+=(--variable "$v"); done < <(spindle_vars)
-    "$repo/target/release/spindle-runner" up -f "$repo/spin.toml" --listen "127.0.0.1:$port" "${args[@]}" \
+    "$repo/target/native/spindle-runner" up -f "$repo/spin.toml" --listen "127.0.0.1:$port" "${args[@]}" \
         >>"$work/runner-$i.log" 2>&1 &
     runner_pid[$i]=$!
     runner_port[$i]=$port

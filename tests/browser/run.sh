@@ -15,8 +15,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # lib.sh assumes tests/interop/<suite>/; this folder is one level higher.
 repo="$(cd "$here/../.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-runner_bin="$target_dir/release/spindle-runner"
-gateway_bin="$target_dir/release/spindle-rest-gateway"
+runner_bin="$target_dir/native/spindle-runner"
+gateway_bin="$target_dir/native/spindle-rest-gateway"
 . "$repo/scripts/lib.sh"
 
 # Debian's chromium (not a browser downloaded by playwright).

@@ -7,8 +7,8 @@
 
 repo="$(cd "$here/../../.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-runner_bin="$target_dir/release/spindle-runner"
-gateway_bin="$target_dir/release/spindle-rest-gateway"
+runner_bin="$target_dir/native/spindle-runner"
+gateway_bin="$target_dir/native/spindle-rest-gateway"
 redis_bin="${REDIS_SERVER:-redis-server}"
 
 workdir="$(mktemp -d)"

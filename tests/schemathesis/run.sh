@@ -83,7 +83,7 @@ wait_port "$redis_port" "$!" redis-server
 redis_url="redis://127.0.0.1:$redis_port"
 
 gateway_port="$(free_port)"
-"$target_dir/release/spindle-rest-gateway" --listen "127.0.0.1:$gateway_port" --redis "$redis_url" \
+"$target_dir/native/spindle-rest-gateway" --listen "127.0.0.1:$gateway_port" --redis "$redis_url" \
   --token st-token >"$workdir/gateway.log" 2>&1 &
 pids+=($!)
 wait_port "$gateway_port" "$!" gateway
@@ -99,7 +99,7 @@ start_runner() { # $1 transport
   else
     url="$redis_url" origin="$redis_url"
   fi
-  "$target_dir/release/spindle-runner" up -f "$repo/spin.toml" --listen "127.0.0.1:$port" \
+  "$target_dir/native/spindle-runner" up -f "$repo/spin.toml" --listen "127.0.0.1:$port" \
     --runtime-config-file "$workdir/$t/rc.toml" \
     --variable "redis_url=$url" --variable "redis_origin=$origin" "${token[@]}" \
     --variable "redis_trigger_url=$redis_url" \

@@ -20,7 +20,7 @@ fn target_dir() -> PathBuf {
 }
 
 pub fn bin(name: &str) -> PathBuf {
-    let p = target_dir().join("release").join(name);
+    let p = target_dir().join("native").join(name);
     assert!(p.exists(), "{} is missing: run the README's test command (scripts/test.sh), which builds it", p.display());
     p
 }

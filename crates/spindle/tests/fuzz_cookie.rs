@@ -4,7 +4,7 @@
 //! that are then mutated.
 //!
 //! Cases per property: `PROPTEST_CASES` (proptest's default, 256, when unset).
-//! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_cookie`.
+//! Deep run: `PROPTEST_CASES=100000 cargo test --profile native -p spindle --test fuzz_cookie`.
 
 mod oracles;
 

@@ -3,7 +3,7 @@
 //! serde_json is the oracle for well-formed input.
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256).
-//! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_json`.
+//! Deep run: `PROPTEST_CASES=100000 cargo test --profile native -p spindle --test fuzz_json`.
 
 mod oracles;
 

@@ -3,7 +3,7 @@
 //! the library writes must decode to the value it was given.
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256).
-//! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_msgpack`.
+//! Deep run: `PROPTEST_CASES=100000 cargo test --profile native -p spindle --test fuzz_msgpack`.
 
 use proptest::prelude::*;
 use rmpv::Value as Mp;

@@ -2,7 +2,7 @@
 //! durations and failure modes.
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256).
-//! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_ratelimit_policy`.
+//! Deep run: `PROPTEST_CASES=100000 cargo test --profile native -p spindle --test fuzz_ratelimit_policy`.
 
 mod oracles;
 

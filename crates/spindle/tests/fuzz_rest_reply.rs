@@ -2,7 +2,7 @@
 //! (`redis::rest::decode_single` / `decode_pipeline`) and the command encoder.
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256).
-//! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_rest_reply`.
+//! Deep run: `PROPTEST_CASES=100000 cargo test --profile native -p spindle --test fuzz_rest_reply`.
 
 use base64::Engine as _;
 use proptest::prelude::*;

@@ -2,7 +2,7 @@
 //! query-string decoding they arrive through (`?topic=…&after=…`).
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256).
-//! Deep run: `PROPTEST_CASES=100000 cargo test --release -p spindle --test fuzz_topic_cursor`.
+//! Deep run: `PROPTEST_CASES=100000 cargo test --profile native -p spindle --test fuzz_topic_cursor`.
 
 mod oracles;
 
