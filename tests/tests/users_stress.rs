@@ -205,7 +205,7 @@ fn pg_user_reads(pg: &Postgres) -> (u64, u64) {
     let count = |like: &str| -> u64 {
         pg.psql(&format!("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '{like}'")).parse().unwrap()
     };
-    (count("SELECT id, username%FROM users WHERE id IN%"), count("SELECT epoch FROM cache_epochs%"))
+    (count("%SELECT id, username%FROM users WHERE id IN%"), count("%SELECT epoch FROM cache_epochs%"))
 }
 
 both_transports!(a_stampede_on_a_cold_key_reads_postgres_once, |b: Backend| async move {

@@ -60,11 +60,37 @@ fn value(v: DbValue) -> Result<SqlValue, StoreError> {
     })
 }
 
+/// Spin 4.0.2's outbound PostgreSQL never answers a `query` whose result
+/// has no rows: the host waits for the column list, which it learns from the
+/// first row (crates/factor-outbound-pg/src/client.rs, `query_stream`). The
+/// statement runs; the call hangs. So a statement that can return no rows
+/// is wrapped to return at least one: a marker column, then the columns,
+/// all null when there was nothing (a data-modifying CTE keeps INSERT …
+/// RETURNING atomic). A `DO` block returns nothing and goes to `execute`.
+fn at_least_one_row(statement: &str) -> String {
+    format!(
+        "WITH spindle_q AS ({statement}) SELECT spindle_t.* FROM (VALUES (1)) AS spindle_one(x) \
+         LEFT JOIN (SELECT 1 AS spindle_row, spindle_q.* FROM spindle_q) AS spindle_t ON true"
+    )
+}
+
 impl Sql for SpinPg {
     fn execute(&self, statement: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let params: Vec<ParameterValue> = params.iter().map(param).collect();
-        let result = self.conn.query(statement, &params).map_err(describe)?;
-        result.rows.into_iter().map(|row| row.into_iter().map(value).collect()).collect()
+        if statement.starts_with("DO ") {
+            self.conn.execute(statement, &params).map_err(describe)?;
+            return Ok(Vec::new());
+        }
+        let result = self.conn.query(&at_least_one_row(statement), &params).map_err(describe)?;
+        let mut rows = Vec::with_capacity(result.rows.len());
+        for row in result.rows {
+            let mut values = row.into_iter();
+            match values.next() {
+                Some(DbValue::DbNull) | None => continue,
+                Some(_) => rows.push(values.map(value).collect::<Result<Vec<_>, _>>()?),
+            }
+        }
+        Ok(rows)
     }
 
     fn dialect(&self) -> Dialect {
