@@ -14,7 +14,6 @@ use spindle::config::RedisConfig;
 use spindle::env::{OsRng, SystemClock};
 use spindle::notify::webhooks::{self, Deliver, Kick, Outcome, Outgoing, WebhookConfig};
 use spindle::spin::{SpinLink, SpinVars};
-use std::task::Poll;
 
 #[redis_component]
 async fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
@@ -55,7 +54,7 @@ async fn deliver(o: Outgoing, timeout_ms: u64) -> Outcome {
     }
     let req = b.body(o.body).build();
     let send = Box::pin(spin_sdk::http::send::<_, Response>(req));
-    let timeout = Box::pin(sleep(timeout_ms));
+    let timeout = Box::pin(spindle::spin::sleep_ms(timeout_ms));
     match select(send, timeout).await {
         Either::Left((Ok(resp), _)) => {
             let status = *resp.status();
@@ -68,21 +67,4 @@ async fn deliver(o: Outgoing, timeout_ms: u64) -> Outcome {
         Either::Left((Err(e), _)) => Outcome::Failed { status: None, error: format!("{e}") },
         Either::Right(_) => Outcome::Failed { status: None, error: format!("no answer within {timeout_ms} ms") },
     }
-}
-
-/// A timer on WASI's monotonic clock, registered with spin-sdk's executor.
-async fn sleep(ms: u64) {
-    use wasi::clocks::monotonic_clock;
-    let deadline = monotonic_clock::now().saturating_add(ms.saturating_mul(1_000_000));
-    let mut token: Option<spin_executor::CancelOnDropToken> = None;
-    std::future::poll_fn(|cx| {
-        if monotonic_clock::now() >= deadline {
-            token = None;
-            return Poll::Ready(());
-        }
-        let pollable = monotonic_clock::subscribe_instant(deadline);
-        token = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
-        Poll::Pending
-    })
-    .await
 }

@@ -19,10 +19,9 @@ use spin_sdk::http_component;
 use spindle::config::{RedisConfig, Vars};
 use spindle::env::{OsRng, SystemClock};
 use spindle::http::{Problem, Request, Response, NO_BODY_LIMIT};
-use spindle::notify::{self, webhooks, Caller, NotifyConfig, Pause, Publish, Sink, Topic};
+use spindle::notify::{self, webhooks, Caller, NotifyConfig, Publish, Sink, Topic};
 use spindle::session::to_iso;
-use spindle::spin::{SpinLink, SpinVars};
-use std::task::Poll;
+use spindle::spin::{SpinLink, SpinVars, WasiPause};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -301,28 +300,6 @@ struct BodySink<S>(std::pin::Pin<Box<S>>);
 impl<S: futures::Sink<Vec<u8>>> Sink for BodySink<S> {
     async fn send(&mut self, chunk: Vec<u8>) -> bool {
         self.0.send(chunk).await.is_ok()
-    }
-}
-
-/// A timer on WASI's monotonic clock, registered with spin-sdk's executor,
-/// so other futures (the response body) keep running while it waits.
-struct WasiPause;
-
-impl Pause for WasiPause {
-    async fn sleep(&self, ms: u64) {
-        use wasi::clocks::monotonic_clock;
-        let deadline = monotonic_clock::now().saturating_add(ms.saturating_mul(1_000_000));
-        let mut token: Option<spin_executor::CancelOnDropToken> = None;
-        std::future::poll_fn(|cx| {
-            if monotonic_clock::now() >= deadline {
-                token = None;
-                return Poll::Ready(());
-            }
-            let pollable = monotonic_clock::subscribe_instant(deadline);
-            token = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
-            Poll::Pending
-        })
-        .await
     }
 }
 

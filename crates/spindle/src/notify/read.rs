@@ -131,7 +131,7 @@ pub async fn tail(link: &impl Link, topic: &Topic) -> Result<String, Error> {
 pub async fn read(link: &impl Link, topic: &Topic, cursor: &str, block_ms: Option<u64>) -> Result<Vec<Event>, Error> {
     let mut cmd = Cmd::new("XREAD").arg("COUNT").arg(MAX_EVENTS_PER_READ);
     if let Some(ms) = block_ms {
-        cmd = cmd.arg("BLOCK").arg(ms.max(1));
+        cmd = cmd.block(ms.max(1));
     }
     let reply = link.exec(&cmd.arg("STREAMS").arg(keys::stream(topic)).arg(cursor)).await?;
     match reply.values() {

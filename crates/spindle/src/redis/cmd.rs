@@ -50,11 +50,24 @@ int_arg!(i32, i64, u32, u64, usize);
 pub struct Cmd {
     name: String,
     args: Vec<Arg>,
+    /// How long the command may wait in Redis by design (`XREAD BLOCK`):
+    /// a transport's deadline for it is its usual bound plus this.
+    block_ms: u64,
 }
 
 impl Cmd {
     pub fn new(name: &str) -> Self {
-        Cmd { name: name.to_owned(), args: Vec::new() }
+        Cmd { name: name.to_owned(), args: Vec::new(), block_ms: 0 }
+    }
+
+    /// Appends `BLOCK <ms>` and records that Redis may hold the reply that long.
+    pub fn block(mut self, ms: u64) -> Self {
+        self.block_ms = ms;
+        self.arg("BLOCK").arg(ms)
+    }
+
+    pub fn block_ms(&self) -> u64 {
+        self.block_ms
     }
 
     pub fn arg(mut self, a: impl Into<Arg>) -> Self {

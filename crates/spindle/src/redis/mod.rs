@@ -9,6 +9,7 @@
 mod cmd;
 mod reply;
 mod script;
+pub mod resp;
 pub mod rest;
 
 #[cfg(feature = "native")]
