@@ -60,6 +60,11 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// `host:port`, as `redis_host` takes it.
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// Starts (again) on the same port.
     pub fn restart(&mut self) {
         self.stop();
@@ -95,11 +100,60 @@ impl Drop for Redis {
     }
 }
 
-/// A `spindle-runner up` process.
+/// Which host serves the app in this test run: `SPINDLE_HOST=runner`
+/// (spindle-runner, the default) or `SPINDLE_HOST=spin` (real Spin, found as
+/// [`spin_bin`] says). One switch for every suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    Runner,
+    Spin,
+}
+
+impl HostKind {
+    pub fn current() -> HostKind {
+        match std::env::var("SPINDLE_HOST").as_deref() {
+            Ok("spin") => HostKind::Spin,
+            Ok("runner") | Ok("") | Err(_) => HostKind::Runner,
+            Ok(other) => panic!("SPINDLE_HOST={other:?}: expected runner or spin"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HostKind::Runner => "runner",
+            HostKind::Spin => "spin",
+        }
+    }
+}
+
+/// The Spin CLI: `SPIN_BIN`, else `spin` on `PATH`, else `../shared/bin/spin`
+/// next to the repository (where this project's machines keep it).
+pub fn spin_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SPIN_BIN").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("spin"))
+        .find(|p| p.is_file());
+    on_path.or_else(|| Some(root().join("../shared/bin/spin")).filter(|p| p.is_file()))
+}
+
+/// An app host process: `spindle-runner up` or `spin up` (per
+/// [`HostKind::current`]) serving one manifest. Stopped on drop, with every
+/// process it started (Spin runs its trigger as a child process).
 pub struct Runner {
     pub port: u16,
+    pub kind: HostKind,
     child: Child,
+    log_path: PathBuf,
+    /// Spin's `--state-dir` (its default SQLite database and component logs).
+    state_dir: Option<PathBuf>,
 }
+
+/// The app host is the runner or Spin; the name stays for the suites.
+pub type Host = Runner;
 
 #[derive(Default, Clone)]
 pub struct RunnerOpts<'a> {
@@ -108,16 +162,51 @@ pub struct RunnerOpts<'a> {
     pub runtime_config: Option<PathBuf>,
 }
 
+static INSTANCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl Runner {
     pub fn start(manifest: &Path, opts: RunnerOpts<'_>) -> Runner {
-        Self::try_start(manifest, opts).unwrap_or_else(|e| panic!("runner failed to start: {e}"))
+        Self::try_start(manifest, opts).unwrap_or_else(|e| panic!("{} failed to start: {e}", HostKind::current().name()))
     }
 
-    /// Starts the runner and waits until it serves, or returns what it printed if it exits.
+    /// Starts the host and waits until it serves, or returns what it printed if it exits.
     pub fn try_start(manifest: &Path, opts: RunnerOpts<'_>) -> Result<Runner, String> {
-        let port = free_port();
-        let mut cmd = Command::new(bin("spindle-runner"));
-        cmd.arg("up").arg("-f").arg(manifest).arg("--listen").arg(format!("127.0.0.1:{port}"));
+        let (mut host, stdout) = Self::spawn(manifest, &opts, true);
+        let mut lines = BufReader::new(stdout).lines();
+        // Spin prints a few lines (log and database locations) before this one.
+        if lines.by_ref().map_while(Result::ok).any(|l| l.starts_with("Serving")) {
+            // Keep draining stdout so the host never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            wait_for_port(host.port, host.kind.name());
+            Ok(host)
+        } else {
+            host.stop();
+            Err(host.log())
+        }
+    }
+
+    /// Starts a host process for `manifest` (with `--listen` on a free port
+    /// when `http`: an app with only a Redis trigger takes none on Spin).
+    fn spawn(manifest: &Path, opts: &RunnerOpts<'_>, http: bool) -> (Runner, std::process::ChildStdout) {
+        let kind = HostKind::current();
+        let port = if http { free_port() } else { 0 };
+        let n = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("{}-{}-{n}-{port}", kind.name(), std::process::id());
+        let mut cmd = match kind {
+            HostKind::Runner => Command::new(bin("spindle-runner")),
+            HostKind::Spin => Command::new(spin_bin().expect(
+                "SPINDLE_HOST=spin but no Spin CLI: set SPIN_BIN, put spin on PATH, or provide ../shared/bin/spin",
+            )),
+        };
+        cmd.arg("up").arg("-f").arg(manifest);
+        if http {
+            cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
+        }
+        let state_dir = (kind == HostKind::Spin).then(|| std::env::temp_dir().join(format!("spindle-state-{name}")));
+        if let Some(dir) = &state_dir {
+            let _ = std::fs::remove_dir_all(dir);
+            cmd.arg("--state-dir").arg(dir);
+        }
         for (k, v) in &opts.variables {
             cmd.arg("--variable").arg(format!("{k}={v}"));
         }
@@ -127,37 +216,63 @@ impl Runner {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        let log_path = target_dir().join("e2e-logs").join(format!("runner-{port}.log"));
-        let mut child = cmd.stdout(Stdio::piped()).stderr(log_file(&format!("runner-{port}"))).spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        match lines.next() {
-            Some(Ok(l)) if l.starts_with("Serving") => {
-                // Keep draining stdout so the runner never blocks on a full pipe.
-                std::thread::spawn(move || lines.for_each(drop));
-                wait_for_port(port, "runner");
-                Ok(Runner { port, child })
-            }
-            _ => {
-                let _ = child.wait();
-                Err(std::fs::read_to_string(&log_path).unwrap_or_default())
-            }
-        }
+        // Its own process group, so stopping it stops Spin's trigger child too.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let log_path = target_dir().join("e2e-logs").join(format!("{name}.log"));
+        let mut child = cmd.stdout(Stdio::piped()).stderr(log_file(&name)).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        (Runner { port, kind, child, log_path, state_dir }, stdout)
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
-    /// What the runner has logged so far.
+    /// What the host has logged so far: its own output, and on Spin the
+    /// components' stdout and stderr (which Spin writes under its state dir).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(target_dir().join("e2e-logs").join(format!("runner-{}.log", self.port))).unwrap_or_default()
+        let mut out = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        if let Some(dir) = &self.state_dir {
+            let mut files: Vec<_> = std::fs::read_dir(dir.join("logs")).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                out.push_str(&std::fs::read_to_string(&f).unwrap_or_default());
+            }
+        }
+        out
     }
+
+    /// Whether the host process has exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Kills the host's whole process group (Spin's trigger child too).
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on the process group made for this child (a group
+        // id is not reused while any member lives).
+        unsafe { libc_kill(-(self.child.id() as i32), 9) };
+        let _ = self.child.wait();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+        if let Some(dir) = &self.state_dir {
+            // A failing test keeps Spin's component logs for the post-mortem.
+            if std::thread::panicking() {
+                eprintln!("{} logs kept in {}", self.kind.name(), dir.join("logs").display());
+            } else {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 }
 
@@ -200,6 +315,11 @@ impl Gateway {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// `host:port`, as `redis_host` takes it.
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
 }
 
 impl Drop for Gateway {
@@ -209,17 +329,22 @@ impl Drop for Gateway {
     }
 }
 
-/// How components reach Redis: Spin outbound Redis, or the REST API.
+/// How components reach Redis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
+    /// RESP to an IP address: the guest's own client over `wasi:sockets`.
     Tcp,
+    /// RESP to a host name (`localhost`): Spin's outbound Redis.
+    TcpByName,
+    /// The Upstash REST API, through the local gateway.
     Rest,
 }
 
 impl Transport {
+    /// What `/healthz` reports for it.
     pub fn name(self) -> &'static str {
         match self {
-            Transport::Tcp => "tcp",
+            Transport::Tcp | Transport::TcpByName => "tcp",
             Transport::Rest => "rest",
         }
     }
@@ -239,12 +364,12 @@ impl Backend {
         Backend { transport, redis, gateway }
     }
 
-    /// The Spin variables that point the app at this backend.
+    /// The Spin variables that point the HTTP app at this backend.
     pub fn variables(&self) -> Vec<(&'static str, String)> {
-        let trigger = ("redis_trigger_url", self.redis.url());
-        match &self.gateway {
-            None => vec![("redis_url", self.redis.url()), ("redis_origin", self.redis.url()), trigger],
-            Some(g) => vec![("redis_url", g.url()), ("redis_origin", g.url()), ("redis_token", g.token.clone()), trigger],
+        match (&self.gateway, self.transport) {
+            (Some(g), _) => vec![("redis_scheme", "http".into()), ("redis_host", g.authority()), ("redis_token", g.token.clone())],
+            (None, Transport::TcpByName) => vec![("redis_host", format!("localhost:{}", self.redis.port))],
+            (None, _) => vec![("redis_host", self.redis.authority())],
         }
     }
 
@@ -255,6 +380,14 @@ impl Backend {
         Runner::start(&app_manifest(), RunnerOpts { variables, ..Default::default() })
     }
 
+    /// The webhook worker app (spin-worker.toml) on this backend's Redis,
+    /// supervised as production runs it.
+    pub fn worker(&self, extra: &[(&'static str, String)]) -> Worker {
+        let mut variables = vec![("redis_host", self.redis.authority())];
+        variables.extend(extra.iter().cloned());
+        Worker::start(&self.redis, variables)
+    }
+
     /// Stops Redis (the gateway, if any, stays up and answers 503).
     pub fn stop_redis(&mut self) {
         self.redis.stop();
@@ -262,6 +395,108 @@ impl Backend {
 
     pub fn restart_redis(&mut self) {
         self.redis.restart();
+    }
+}
+
+/// The channel the worker's Redis trigger subscribes to (spin-worker.toml).
+pub const WORKER_CHANNEL: &str = "spindle:notify:deliver";
+
+/// The webhook worker app under a supervisor, as production runs it
+/// (systemd `Restart=always`, a Kubernetes Deployment): Spin stops an app
+/// whose Redis trigger loses Redis, so whenever the worker exits it is
+/// started again after [`Worker::RESTART_DELAY`]. Stopped on drop.
+pub struct Worker {
+    shared: std::sync::Arc<std::sync::Mutex<WorkerState>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    host: Option<Runner>,
+    starts: u32,
+    logs: String,
+}
+
+impl Worker {
+    pub const RESTART_DELAY: Duration = Duration::from_millis(500);
+
+    fn start(redis: &Redis, variables: Vec<(&'static str, String)>) -> Worker {
+        use std::sync::atomic::Ordering;
+        let variables: Vec<(&'static str, String)> = variables;
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(WorkerState::default()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, st) = (shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let manifest = root().join("spin-worker.toml");
+            while !st.load(Ordering::SeqCst) {
+                let opts = RunnerOpts { variables: variables.clone(), ..Default::default() };
+                let (host, stdout) = Runner::spawn(&manifest, &opts, false);
+                std::thread::spawn(move || BufReader::new(stdout).lines().for_each(drop));
+                {
+                    let mut g = s.lock().unwrap();
+                    g.starts += 1;
+                    g.host = Some(host);
+                }
+                loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let mut g = s.lock().unwrap();
+                    if st.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if g.host.as_mut().is_some_and(|h| h.exited().is_some()) {
+                        let h = g.host.take().unwrap();
+                        let log = h.log();
+                        g.logs.push_str(&log);
+                        break;
+                    }
+                }
+                std::thread::sleep(Self::RESTART_DELAY);
+            }
+        });
+        let w = Worker { shared, stop, thread: Some(thread) };
+        w.wait_subscribed(redis, Duration::from_secs(30));
+        w
+    }
+
+    /// Waits until the worker's trigger is subscribed (`PUBSUB NUMSUB`),
+    /// which is the same signal on Spin and the runner.
+    pub fn wait_subscribed(&self, redis: &Redis, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let subs = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(WORKER_CHANNEL)
+                .query::<(String, u64)>(&mut redis.client().get_connection().unwrap())
+                .map(|(_, n)| n)
+                .unwrap_or(0);
+            if subs > 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the worker did not subscribe within {within:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many times the supervisor has started the worker.
+    pub fn starts(&self) -> u32 {
+        self.shared.lock().unwrap().starts
+    }
+
+    /// Everything every run of the worker has logged.
+    pub fn log(&self) -> String {
+        let g = self.shared.lock().unwrap();
+        format!("{}{}", g.logs, g.host.as_ref().map(Runner::log).unwrap_or_default())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.shared.lock().unwrap().host = None;
     }
 }
 

@@ -74,13 +74,15 @@ async fn guest(rt: &Runner, source: &str) -> Value {
 #[tokio::test]
 async fn every_script_gives_the_same_reply_on_every_transport() {
     let tcp = Backend::start(Transport::Tcp);
+    let by_name = Backend::start(Transport::TcpByName);
     let rest = Backend::start(Transport::Rest);
     let start = |b: &Backend| {
         let mut variables = b.variables();
         variables.push(("secret_thing", "x".into()));
+        variables.push(("redis_trigger_url", b.redis.url()));
         Runner::start(&fixture("testbed.toml"), RunnerOpts { variables, ..Default::default() })
     };
-    let (rt_tcp, rt_rest) = (start(&tcp), start(&rest));
+    let (rt_tcp, rt_name, rt_rest) = (start(&tcp), start(&by_name), start(&rest));
     let all = cases();
     assert!(all.len() >= SHAPES.len());
     for (name, source) in all {
@@ -88,9 +90,12 @@ async fn every_script_gives_the_same_reply_on_every_transport() {
         let expected = native(&tcp.redis, source).await;
         flush(&tcp.redis).await;
         let over_tcp = guest(&rt_tcp, source).await;
+        flush(&by_name.redis).await;
+        let over_outbound = guest(&rt_name, source).await;
         flush(&rest.redis).await;
         let over_rest = guest(&rt_rest, source).await;
-        assert_eq!(over_tcp, expected, "{name}: Spin TCP differs from native");
+        assert_eq!(over_tcp, expected, "{name}: RESP over wasi:sockets differs from native");
+        assert_eq!(over_outbound, expected, "{name}: Spin outbound Redis differs from native");
         assert_eq!(over_rest, expected, "{name}: REST differs from native");
     }
 }

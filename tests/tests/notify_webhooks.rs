@@ -1,5 +1,5 @@
-//! Webhooks through the real spin.toml (notify + notify-worker on the Redis
-//! trigger), on both transports: a local receiver checks Standard Webhooks
+//! Webhooks through the real apps (notify in spin.toml, notify-worker on the
+//! Redis trigger in spin-worker.toml, supervised), on both transports: a local receiver checks Standard Webhooks
 //! signatures; failures are retried with backoff and dead-lettered; a slow
 //! receiver holds nobody up; two hosts deliver each event once.
 
@@ -19,8 +19,24 @@ fn sha256_hex(s: &str) -> String {
     sha2::Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The app with webhooks allowed to any local port; `extra` wins.
-fn app(b: &Backend, extra: &[(&'static str, String)]) -> Runner {
+/// One host: the HTTP app and its webhook worker.
+struct App {
+    http: Runner,
+    _worker: Worker,
+}
+
+impl std::ops::Deref for App {
+    type Target = Runner;
+    fn deref(&self) -> &Runner {
+        &self.http
+    }
+}
+
+/// The worker app's own variables (spin-worker.toml declares these).
+const WORKER_VARS: &[&str] = &["webhook_origin", "notify_webhook_allow", "notify_webhook_timeout", "notify_webhook_max_attempts", "notify_webhook_backoff"];
+
+/// A host with webhooks allowed to any local port; `extra` wins.
+fn app(b: &Backend, extra: &[(&'static str, String)]) -> App {
     let mut vars: Vec<(&'static str, String)> = vec![
         ("session_secrets", SECRET.into()),
         ("api_keys", sha256_hex(KEY)),
@@ -28,7 +44,8 @@ fn app(b: &Backend, extra: &[(&'static str, String)]) -> Runner {
     ];
     vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     vars.extend(extra.iter().cloned());
-    b.app(&vars)
+    let worker_vars: Vec<_> = vars.iter().filter(|(k, _)| WORKER_VARS.contains(k)).cloned().collect();
+    App { http: b.app(&vars), _worker: b.worker(&worker_vars) }
 }
 
 async fn login(b: &Backend, id: i64, username: &str) -> String {

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 fn testbed(redis: &Redis, extra: RunnerOpts<'static>) -> Runner {
     let mut opts = extra;
-    opts.variables.push(("redis_url", redis.url()));
-    opts.variables.push(("redis_origin", redis.url()));
+    opts.variables.push(("redis_host", redis.authority()));
     opts.variables.push(("redis_trigger_url", redis.url()));
     if !opts.variables.iter().any(|(k, _)| *k == "secret_thing") && !opts.env.iter().any(|(k, _)| *k == "SPIN_VARIABLE_SECRET_THING") {
         opts.variables.push(("secret_thing", "s3cret".into()));

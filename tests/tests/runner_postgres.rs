@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 fn testbed(redis: &Redis) -> Runner {
     let opts = RunnerOpts {
         variables: vec![
-            ("redis_url", redis.url()),
-            ("redis_origin", redis.url()),
+            ("redis_host", redis.authority()),
             ("redis_trigger_url", redis.url()),
             ("secret_thing", "s3cret".into()),
         ],
