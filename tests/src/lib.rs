@@ -43,15 +43,29 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-/// A throwaway `redis-server` with no persistence.
+/// A throwaway `redis-server`: no persistence, or an append-only file that
+/// survives [`Redis::restart`] ([`Redis::start_durable`]).
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    aof_dir: Option<PathBuf>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
-        let mut r = Redis { port: free_port(), child: None };
+        let mut r = Redis { port: free_port(), child: None, aof_dir: None };
+        r.restart();
+        r
+    }
+
+    /// With `appendonly yes` in a temp dir, so data survives a restart, as
+    /// in production.
+    pub fn start_durable() -> Redis {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("spindle-aof-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = Redis { port, child: None, aof_dir: Some(dir) };
         r.restart();
         r
     }
@@ -68,9 +82,14 @@ impl Redis {
     /// Starts (again) on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(log_file(&format!("redis-{}", self.port)))
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        match &self.aof_dir {
+            None => cmd.args(["--appendonly", "no"]),
+            Some(dir) => cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(dir),
+        };
+        let child = cmd
+            .stdout(append_log_file(&format!("redis-{}", self.port)))
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (scripts/test.sh installs it)");
@@ -97,7 +116,53 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.aof_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A TCP server that accepts every connection and never answers: a Redis
+/// that is up but stuck (or a network that swallows replies).
+pub struct BlackHole {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl BlackHole {
+    pub fn start() -> BlackHole {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let st = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !st.load(std::sync::atomic::Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => held.push(conn),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        BlackHole { port, stop }
+    }
+
+    pub fn authority(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// How many connections Redis has accepted so far (`INFO stats`).
+pub async fn connections_received(redis: &Redis) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut redis.conn().await).await.unwrap();
+    info.lines().find_map(|l| l.strip_prefix("total_connections_received:")).unwrap().trim().parse().unwrap()
 }
 
 /// Which host serves the app in this test run: `SPINDLE_HOST=runner`
