@@ -1,23 +1,17 @@
 #!/usr/bin/env bash
 # The browser test of the console (components/console, served at /): Debian's
-# chromium, driven by playwright-core, against the real app through
-# spindle-runner. Two runners (hosts "a" and "b") share one throwaway
+# chromium, driven by playwright-core, against the real app on the host
+# SPINDLE_HOST picks. Two app hosts ("a" and "b") share one throwaway
 # redis-server and one SQLite file, as two hosts behind a load balancer share
 # Redis and a database; page A talks to host a, page B to host b.
 #
 # Screenshots go to target/browser-artifacts/*.png (CI artefacts).
 #   tests/browser/run.sh                       # run it
 #   UPDATE_SCREENSHOT=1 tests/browser/run.sh   # also refresh docs/console.png
-# Everything started here is stopped on exit, pass or fail (../interop/lib.sh).
+# Everything started here is stopped on exit, pass or fail (scripts/harness.sh).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-. "$here/../interop/lib.sh"
-# lib.sh assumes tests/interop/<suite>/; this folder is one level higher.
-repo="$(cd "$here/../.." && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-runner_bin="$target_dir/native/spindle-runner"
-gateway_bin="$target_dir/native/spindle-rest-gateway"
-. "$repo/scripts/lib.sh"
+. "$here/../../scripts/harness.sh"
 
 # Debian's chromium (not a browser downloaded by playwright).
 [ -x /usr/bin/chromium ] || apt_install chromium
@@ -35,10 +29,11 @@ api_limit=5
 common=(--runtime-config-file "$workdir/runtime-config.toml"
   --variable "session_secrets=$secret"
   --variable "api_rate_limit=fixed_window $api_limit/60s")
-start_runner a "${common[@]}" --variable host_id=a
-start_runner b "${common[@]}" --variable host_id=b
+start_app a "${common[@]}" --variable host_id=a
+start_app b "${common[@]}" --variable host_id=b
 echo "redis on port $redis_port, host a on $url_a, host b on $url_b"
 
+cd "$here"
 npm_ci
 artifacts="$target_dir/browser-artifacts"
 mkdir -p "$artifacts"

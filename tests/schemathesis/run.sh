@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs schemathesis (PyPI, pinned in requirements.txt) against the real app
-# through spindle-runner, with every check on (`--checks all`), four times:
+# on the host SPINDLE_HOST picks (scripts/harness.sh), with every check on (`--checks all`), four times:
 # anonymous and logged in, over TCP and over REST (the local gateway).
 #
 #   tests/schemathesis/run.sh                     # CI: MAX_EXAMPLES=15, 2-3 minutes for all four runs
@@ -10,8 +10,8 @@
 #      ST_RUNS (default "tcp:anon tcp:user rest:anon rest:user"),
 #      ST_SEED (a fixed seed; default random, printed), ST_EXTRA (more `st run`
 #      arguments, e.g. "--report har"), ST_OUT (reports; default target/schemathesis),
-#      SKIP_BUILD=1,
-#      CARGO_TARGET_DIR, REDIS_SERVER.
+#      SKIP_BUILD=1, and the harness's (SPINDLE_HOST, SPIN_BIN,
+#      CARGO_TARGET_DIR, REDIS_SERVER).
 #
 # Prints one `# pass 1` or `# fail 1` line per run (scripts/test.sh counts
 # them) and exits non-zero when any run found a failure. Reports (JUnit, and
@@ -23,8 +23,7 @@
 # only to http://127.0.0.1:9 (a URL elsewhere is a documented 400).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+. "$here/../../scripts/harness.sh"
 max_examples="${MAX_EXAMPLES:-15}"
 runs="${ST_RUNS:-tcp:anon tcp:user rest:anon rest:user}"
 seed="${ST_SEED:-$RANDOM$RANDOM}"
@@ -35,7 +34,7 @@ mkdir -p "$out_dir"
 venv="$target_dir/schemathesis-venv"
 if ! [ -x "$venv/bin/st" ] || ! cmp -s "$here/requirements.txt" "$venv/requirements.txt"; then
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-    (cd "$repo" && . scripts/lib.sh && apt_install python3-venv python3-pip)
+    apt_install python3-venv python3-pip
   fi
   rm -rf "$venv"
   python3 -m venv "$venv"
@@ -43,76 +42,24 @@ if ! [ -x "$venv/bin/st" ] || ! cmp -s "$here/requirements.txt" "$venv/requireme
   cp "$here/requirements.txt" "$venv/requirements.txt"
 fi
 
-command -v curl >/dev/null || (cd "$repo" && . scripts/lib.sh && apt_install curl)
-[ "${SKIP_BUILD:-}" = 1 ] || (cd "$repo" && . scripts/lib.sh && build_all >&2)
+command -v curl >/dev/null || apt_install curl
+build
 
-workdir="$(mktemp -d)"
-pids=()
-cleanup() {
-  local status=$? i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  if [ "$status" != 0 ]; then
-    for f in "$workdir"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
-  fi
-  rm -rf "$workdir"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+start_redis
+start_gateway
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # $1 port, $2 pid, $3 what
-  for _ in $(seq 1 400); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "$3 exited before listening" >&2; exit 1; }
-    sleep 0.05
-  done
-  echo "$3 did not listen on $1" >&2
-  exit 1
-}
-
-redis_port="$(free_port)"
-"${REDIS_SERVER:-redis-server}" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --dir "$workdir" --logfile "$workdir/redis.log" &
-pids+=($!)
-wait_port "$redis_port" "$!" redis-server
-redis_url="redis://127.0.0.1:$redis_port"
-
-gateway_port="$(free_port)"
-"$target_dir/native/spindle-rest-gateway" --listen "127.0.0.1:$gateway_port" --redis "$redis_url" \
-  --token st-token >"$workdir/gateway.log" 2>&1 &
-pids+=($!)
-wait_port "$gateway_port" "$!" gateway
-
-# One runner per transport, each with its own SQLite database.
-start_runner() { # $1 transport
-  local t="$1" port url origin token=()
-  port="$(free_port)"
+# One app per transport, each with its own SQLite database.
+start_st_app() { # $1 transport
+  local t="$1"
   mkdir -p "$workdir/$t"
   printf '[sqlite_database.default]\ntype = "spin"\npath = "%s"\n' "$workdir/$t/db.sqlite" >"$workdir/$t/rc.toml"
-  if [ "$t" = rest ]; then
-    url="http://127.0.0.1:$gateway_port" origin="$url" token=(--variable redis_token=st-token)
-  else
-    url="$redis_url" origin="$redis_url"
-  fi
-  "$target_dir/native/spindle-runner" up -f "$repo/spin.toml" --listen "127.0.0.1:$port" \
-    --runtime-config-file "$workdir/$t/rc.toml" \
-    --variable "redis_url=$url" --variable "redis_origin=$origin" "${token[@]}" \
-    --variable "redis_trigger_url=$redis_url" \
+  start_app "$t" "$t" --runtime-config-file "$workdir/$t/rc.toml" \
     --variable "session_secrets=schemathesis-secret-0123456789abcdef" \
     --variable "api_rate_limit=fixed_window 1000000/60s" \
     --variable "login_rate_limit=fixed_window 1000000/60s" \
     --variable "notify_rate_limit=fixed_window 1000000/60s" \
     --variable "notify_poll_timeout=500ms" --variable "notify_sse_lifetime=1s" \
-    --variable "webhook_origin=http://127.0.0.1:9" --variable "notify_webhook_allow=http://127.0.0.1:9" \
-    >"$workdir/runner-$t.log" 2>&1 &
-  pids+=($!)
-  wait_port "$port" "$!" "runner ($t)"
-  printf -v "url_$t" 'http://127.0.0.1:%s' "$port"
+    --variable "webhook_origin=http://127.0.0.1:9" --variable "notify_webhook_allow=http://127.0.0.1:9"
 }
 
 # Registers and logs in a user; prints its session cookie (name=value).
@@ -142,7 +89,7 @@ for run in $runs; do
   var="url_$transport"
   cookie_var="cookie_$transport"
   if [ -z "${!var:-}" ]; then
-    start_runner "$transport"
+    start_st_app "$transport"
     # The run's user is registered first, so it is user 1 (an id the
     # generated cases use: its owner-only PATCH is reached).
     printf -v "$cookie_var" '%s' "$(login "${!var}")"
@@ -160,7 +107,7 @@ for run in $runs; do
   set +e
   # One worker: CPython 3.11 ast.parse (used by hypothesis) is not thread-safe.
   # From $out_dir, where schemathesis keeps its .schemathesis/ cache.
-  (cd "$out_dir" && "$venv/bin/st" --config-file "$config" --no-color run "$base/openapi.json" --url "$base" \
+  (cd "$out_dir" && PYTHONPATH="$here" "$venv/bin/st" --config-file "$config" --no-color run "$base/openapi.json" --url "$base" \
     --checks all --max-examples "$max_examples" --seed "$seed" --workers 1 \
     --request-timeout 10 --max-failures 50 --suppress-health-check all --warnings off \
     --report junit --report-dir "$out_dir" --report-junit-path "$out_dir/$transport-$who.xml" \

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Runs the Socket.IO interop suite: a throwaway redis-server (free port, no
-# persistence), spindle-runner serving the real spin.toml against it (with an
+# persistence), the app host (SPINDLE_HOST) serving the real spin.toml against it (with an
 # API key for publishing), then `node --test`, which starts two Socket.IO 4
 # servers on @socket.io/redis-adapter over that Redis, connects clients to a
 # room on each (websocket transport), publishes through Spindle, and compares
 # Spindle's packet byte for byte with @socket.io/redis-emitter's.
-# Everything started here is stopped on exit, pass or fail (../lib.sh).
+# Everything started here is stopped on exit, pass or fail (scripts/harness.sh).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-. "$here/../lib.sh"
+. "$here/../../../scripts/harness.sh"
 
 build
 start_redis
 api_key="interop-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 api_key_digest="$(printf '%s' "$api_key" | sha256sum | cut -d' ' -f1)"
-start_runner app --variable "api_keys=$api_key_digest"
+start_app app --variable "api_keys=$api_key_digest"
 echo "redis on port $redis_port, spindle on $url_app"
 
+cd "$here"
 npm_ci
 SPINDLE_URL="$url_app" REDIS_URL="$redis_url" SPINDLE_API_KEY="$api_key" node --test
