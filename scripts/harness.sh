@@ -24,13 +24,7 @@ case "$spindle_host" in
 esac
 
 # The Spin CLI, as the e2e harness finds it (tests/src/lib.rs, spin_bin).
-spin_bin() {
-  if [ -n "${SPIN_BIN:-}" ]; then echo "$SPIN_BIN"
-  elif command -v spin >/dev/null; then command -v spin
-  elif [ -x "$repo/../shared/bin/spin" ]; then echo "$repo/../shared/bin/spin"
-  else return 1
-  fi
-}
+spin_bin() { find_spin; }
 
 workdir="$(mktemp -d)"
 pids=()

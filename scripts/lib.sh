@@ -43,12 +43,29 @@ ensure_postgres() {
     done
 }
 
-ensure_node_modules() {
-    # $1: a folder with package.json and package-lock.json
-    if [ ! -d "$1/node_modules" ]; then
-        log "npm ci in $1"
-        (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+# The Spin CLI: SPIN_BIN, else `spin` on PATH, else ../shared/bin/spin next
+# to the repository. Prints its path; fails when there is none.
+find_spin() {
+    local top
+    top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    if [ -n "${SPIN_BIN:-}" ]; then echo "$SPIN_BIN"
+    elif command -v spin >/dev/null; then command -v spin
+    elif [ -x "$top/../shared/bin/spin" ]; then echo "$(cd "$top/.." && pwd)/shared/bin/spin"
+    else return 1
     fi
+}
+
+# What the test command's suites drive or load with: wrk, nginx and curl
+# (the scale-out smoke), Python's venv (schemathesis), Debian's chromium
+# (the browser test).
+ensure_test_tools() {
+    local missing=()
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v curl >/dev/null || missing+=(curl)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
 # The native packages, built and tested together: one cargo invocation with
@@ -61,4 +78,18 @@ build_all() {
     cargo build --target wasm32-wasip2 --release
     log "building the runner, the REST gateway and the tests"
     cargo build --profile native --all-targets "${NATIVE_PACKAGES[@]}"
+}
+
+# Every test executable of the native packages, built as build_all built
+# them (so nothing recompiles), one per line: "<dir> <path>", where <dir> is
+# the package's folder (cargo test runs each there; tests/ holds the e2e
+# suites).
+test_binaries() {
+    cargo test --profile native --tests --no-run --message-format=json "${NATIVE_PACKAGES[@]}" 2>/dev/null |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["manifest_path"].rsplit("/", 1)[0], m["executable"])'
 }

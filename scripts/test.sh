@@ -1,54 +1,102 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, the end-to-end suites (real redis-server, the
-# real .wasm through spindle-runner, both transports) and the interop suites
-# against the real npm packages. Installs what is missing first.
-set -euo pipefail
+# Runs every test: unit tests; the end-to-end suites (real redis-server,
+# the real .wasm, both transports) on real Spin and on spindle-runner; the
+# interop suites with the real npm packages, schemathesis, the browser test
+# and the scale-out smoke on both hosts; the fuzz targets. Installs what is
+# missing first.
+#
+# Spin is found as SPIN_BIN, else `spin` on PATH, else ../shared/bin/spin.
+# Without it, one line says so and only the runner's half runs: nothing is
+# reported as passed on Spin that did not run there.
+#
+#   scripts/test.sh                  # everything
+#   HOSTS=spin scripts/test.sh       # one host's half (spin or runner)
+set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_toolchain
 ensure_redis
 ensure_postgres
-build_all
+ensure_test_tools
+build_all || exit 1
 
-out="$(mktemp)"
-trap 'rm -f "$out"' EXIT
+if spin="$(find_spin)"; then
+    read -r -a hosts <<<"${HOSTS:-spin runner}"
+    log "real Spin: $spin ($("$spin" --version))"
+elif [ -n "${HOSTS:-}" ] && [[ " $HOSTS " == *" spin "* ]]; then
+    echo "HOSTS asks for spin, but there is no Spin CLI (SPIN_BIN, spin on PATH, ../shared/bin/spin)" >&2
+    exit 1
+else
+    hosts=(runner)
+    echo "NOTE: no Spin CLI (SPIN_BIN, spin on PATH, ../shared/bin/spin): the Spin half of the suites did not run; only spindle-runner was tested"
+fi
 
-log "interop: @upstash/redis against the REST gateway"
-tests/interop/upstash-redis/run.sh 2>&1 | tee -a "$out"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+failed_steps=()
 
-log "interop: express-session + connect-redis against the auth component"
-tests/interop/express-session/run.sh 2>&1 | tee -a "$out"
+# step HOST NAME COMMAND...: runs one suite, its output to the console and
+# to $out/HOST.log (which the totals count), and goes on when it fails.
+step() {
+    local host="$1" name="$2"
+    shift 2
+    log "[$host] $name"
+    "$@" 2>&1 | tee -a "$out/$host.log"
+    local status=${PIPESTATUS[0]}
+    [ "$status" = 0 ] || failed_steps+=("[$host] $name (exit $status)")
+}
 
-log "interop: @upstash/ratelimit and the api component sharing one keyspace"
-tests/interop/upstash-ratelimit/run.sh 2>&1 | tee -a "$out"
+# The test executables cargo built: the e2e suites (tests/) run once per
+# host, the others once. As `cargo test` would, each runs in its package's
+# folder; unlike it, a failing one does not stop the rest.
+run_tests() { # e2e|unit
+    local dir exe kind status=0
+    while read -r dir exe; do
+        kind=unit
+        [ "$dir" = "$PWD/tests" ] && kind=e2e
+        [ "$kind" = "$1" ] || continue
+        echo "     Running $(basename "$exe")"
+        (cd "$dir" && "$exe") || status=1
+    done < <(test_binaries)
+    return "$status"
+}
 
-log "interop: Socket.IO 4 servers on @socket.io/redis-adapter receiving notify publishes"
-tests/interop/socketio/run.sh 2>&1 | tee -a "$out"
-
-log "bench: scale-out smoke (4 hosts behind nginx, correctness under load, no timing)"
-SKIP_BUILD=1 bench/scale/run.sh --smoke 2>&1 | tee -a "$out"
-
-log "schemathesis: openapi.json against the app (anonymous and logged in, TCP and REST)"
-SKIP_BUILD=1 tests/schemathesis/run.sh 2>&1 | tee -a "$out"
-
-# The property-based fuzz tests (crates/spindle/tests/fuzz_*.rs) run inside
-# the cargo test below, this many cases per property (~15 s in all); the
-# coverage-guided cargo-fuzz targets run here, 10 s each (fuzz/README.md).
+# Host-independent: the library's, the runner's and the gateway's own tests
+# (property-based fuzz tests included, this many cases per property), and the
+# coverage-guided cargo-fuzz targets, 10 s each (fuzz/README.md).
 export PROPTEST_CASES=4096
-log "fuzz: cargo-fuzz targets, 10 s each"
-fuzz/run.sh 10 2>&1 | tee -a "$out"
+step unit "unit tests of the library, the runner and the gateway" run_tests unit
+step unit "fuzz: cargo-fuzz targets, 10 s each" fuzz/run.sh 10
+step unit "interop: @upstash/redis against the REST gateway" tests/interop/upstash-redis/run.sh
 
-log "browser: the console at / in Debian's chromium (playwright-core); screenshots in target/browser-artifacts/"
-tests/browser/run.sh 2>&1 | tee -a "$out"
+for host in "${hosts[@]}"; do
+    export SPINDLE_HOST="$host" SKIP_BUILD=1
+    step "$host" "end-to-end suites (tests/tests/*.rs)" run_tests e2e
+    step "$host" "interop: express-session + connect-redis and the auth component" tests/interop/express-session/run.sh
+    step "$host" "interop: @upstash/ratelimit and the api component in one keyspace" tests/interop/upstash-ratelimit/run.sh
+    step "$host" "interop: Socket.IO servers receiving notify publishes" tests/interop/socketio/run.sh
+    step "$host" "schemathesis: openapi.json against the app (anonymous and logged in, TCP and REST)" tests/schemathesis/run.sh
+    step "$host" "browser: the console in Debian's chromium (screenshots in target/browser-artifacts/)" tests/browser/run.sh
+    step "$host" "bench: scale-out smoke (4 hosts behind nginx, correctness under load, no timing)" bench/scale/run.sh --smoke
+done
 
-log "unit and end-to-end tests (cargo test)"
-cargo test --profile native --tests --no-fail-fast "${NATIVE_PACKAGES[@]}" 2>&1 | tee -a "$out"
-
-# One closing line for the whole run, over every runner above.
-passed=$(( $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}') \
-         + $(grep -oE '^# pass [0-9]+' "$out" | awk '{s+=$3} END {print s+0}') ))
-failed=$(( $(grep -oE '[0-9]+ failed;' "$out" | awk '{s+=$1} END {print s+0}') \
-         + $(grep -oE '^# fail [0-9]+' "$out" | awk '{s+=$3} END {print s+0}') ))
-echo "total: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+# One closing line: every runner above reports `test result: … N passed; M
+# failed` (cargo) or `# pass N` / `# fail M` (the shell suites).
+count() { # FILE: "passed failed"
+    local p f
+    p=$(( $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$1" | awk '{s+=$4} END {print s+0}') \
+        + $(grep -oE '^# pass [0-9]+' "$1" | awk '{s+=$3} END {print s+0}') ))
+    f=$(( $(grep -oE '[0-9]+ failed;' "$1" | awk '{s+=$1} END {print s+0}') \
+        + $(grep -oE '^# fail [0-9]+' "$1" | awk '{s+=$3} END {print s+0}') ))
+    echo "$p $f"
+}
+passed=0 failed=0 parts=()
+for f in "$out"/*.log; do
+    read -r p q < <(count "$f")
+    passed=$((passed + p)) failed=$((failed + q))
+    parts+=("$(basename "$f" .log): $p passed, $q failed")
+done
+for s in "${failed_steps[@]}"; do echo "FAILED: $s"; done
+echo "total: $passed passed, $failed failed ($(IFS=';'; echo "${parts[*]}" | sed 's/;/; /g'))"
+[ "$failed" = 0 ] && [ ${#failed_steps[@]} = 0 ]

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole app locally: builds it, starts a local redis-server when the
-# configured Redis is the unreachable local default, and serves spin.toml on
-# http://127.0.0.1:3000 through spindle-runner.
+# Runs the whole app locally on http://127.0.0.1:3000: builds what it runs,
+# starts a local redis-server when the configured Redis is the local default
+# and nothing answers there, then serves spin.toml (the HTTP app) and
+# spin-worker.toml (the webhook worker, restarted whenever it exits, as a
+# supervisor would) on real Spin when there is one (SPIN_BIN, spin on PATH,
+# ../shared/bin/spin), else on spindle-runner.
 #
-#   scripts/up.sh            # Spin outbound Redis (TCP)
-#   scripts/up.sh --rest     # the Upstash REST API, through the local gateway
-#   scripts/up.sh -- --variable session_secrets=…   # extra runner flags
+#   scripts/up.sh                    # RESP over TCP to Redis
+#   scripts/up.sh --rest             # the Upstash REST API, through the local gateway
+#   scripts/up.sh --listen 127.0.0.1:8080
+#   scripts/up.sh -- --variable api_rate_limit="fixed_window 5/60s"   # more host flags
+#   SPINDLE_HOST=runner scripts/up.sh                                   # the runner even where Spin is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -23,18 +28,36 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+host="${SPINDLE_HOST:-}"
+if [ -z "$host" ]; then
+    if find_spin >/dev/null; then host=spin; else host=runner; fi
+fi
+case "$host" in
+    spin) spin="$(find_spin)" || { echo "SPINDLE_HOST=spin, but no Spin CLI (SPIN_BIN, spin on PATH, ../shared/bin/spin)"; exit 1; } ;;
+    runner) ;;
+    *) echo "SPINDLE_HOST=$host: expected spin or runner"; exit 2 ;;
+esac
+
 ensure_toolchain
 ensure_redis
-build_all
+log "building the components (wasm32-wasip2)"
+cargo build --target wasm32-wasip2 --release
+native=()
+[ "$host" = runner ] && native+=(-p spindle-runner)
+[ "$rest" = 1 ] && native+=(-p spindle-rest-gateway)
+if [ ${#native[@]} -gt 0 ]; then
+    log "building ${native[*]/-p /} (native)"
+    cargo build --profile native --bins "${native[@]}"
+fi
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() { for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
-redis_url="${SPIN_VARIABLE_REDIS_URL:-redis://127.0.0.1:6379}"
-if [ "$redis_url" = "redis://127.0.0.1:6379" ] && ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+redis_host="${SPIN_VARIABLE_REDIS_HOST:-127.0.0.1:6379}"
+if [ "$redis_host" = 127.0.0.1:6379 ] && ! redis-cli -p 6379 ping >/dev/null 2>&1; then
     log "starting redis-server on 127.0.0.1:6379 (no persistence)"
-    redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
+    setsid redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
     pids+=($!)
     for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
@@ -53,14 +76,36 @@ if [ -z "${SPIN_VARIABLE_SESSION_SECRETS:-}" ]; then
 fi
 if [ "$rest" = 1 ]; then
     token="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
-    log "starting the REST gateway on 127.0.0.1:8079 in front of $redis_url"
-    target/native/spindle-rest-gateway --listen 127.0.0.1:8079 --redis "$redis_url" --token "$token" >/dev/null &
+    log "starting the REST gateway on 127.0.0.1:8079 in front of redis://$redis_host"
+    SPINDLE_REST_TOKEN="$token" setsid target/native/spindle-rest-gateway --listen 127.0.0.1:8079 --redis "redis://$redis_host" >/dev/null &
     pids+=($!)
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8079) 2>/dev/null && break; sleep 0.1; done
-    vars+=(--variable redis_url=http://127.0.0.1:8079 --variable redis_origin=http://127.0.0.1:8079 --variable "redis_token=$token")
+    vars+=(--variable redis_scheme=http --variable redis_host=127.0.0.1:8079 --variable "redis_token=$token")
 fi
 
-log "serving on http://$listen"
-target/native/spindle-runner up -f spin.toml --listen "$listen" ${vars[@]+"${vars[@]}"} ${extra[@]+"${extra[@]}"} &
+if [ "$host" = spin ]; then up=("$spin" up); else up=(target/native/spindle-runner up); fi
+log "starting the webhook worker (spin-worker.toml) on $host, restarted whenever it exits"
+worker=("${up[@]}" -f spin-worker.toml --variable "redis_host=$redis_host")
+setsid bash -c "while :; do $(printf '%q ' "${worker[@]}") >>.spin/worker.log 2>&1; sleep 1; done" &
 pids+=($!)
-wait "${pids[-1]}"
+
+log "serving spin.toml on $host at http://$listen"
+mkdir -p .spin
+setsid "${up[@]}" -f spin.toml --listen "$listen" ${vars[@]+"${vars[@]}"} ${extra[@]+"${extra[@]}"} &
+app=$!
+pids+=($app)
+for _ in $(seq 300); do
+    curl -s -o /dev/null "http://$listen/healthz" && break
+    kill -0 "$app" 2>/dev/null || { echo "the app exited; its output is above"; exit 1; }
+    sleep 0.1
+done
+cat <<EOF
+
+  Spindle is up on $host ($([ "$rest" = 1 ] && echo "REST through the gateway" || echo "RESP over TCP") to Redis at $redis_host).
+    console:  http://$listen/
+    health:   curl -s http://$listen/healthz
+    worker:   .spin/worker.log
+  Stop with Ctrl-C.
+
+EOF
+wait "$app"
