@@ -308,6 +308,12 @@ impl Runner {
         out
     }
 
+    /// Fails when a component read a variable its manifest entry does not
+    /// declare (`spindle::spin::SpinVars` logs each such read).
+    pub fn assert_every_variable_declared(&self) {
+        assert_declared(&self.log());
+    }
+
     /// Whether the host process has exited (and how).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -461,6 +467,14 @@ impl Backend {
     pub fn restart_redis(&mut self) {
         self.redis.restart();
     }
+}
+
+/// Fails on any `undeclared variable` line in a host's log: a component
+/// read a variable its manifest entry does not declare, which would
+/// silently take its default.
+pub fn assert_declared(log: &str) {
+    let undeclared: Vec<&str> = log.lines().filter(|l| l.contains("undeclared variable")).collect();
+    assert!(undeclared.is_empty(), "components read undeclared variables:\n{}", undeclared.join("\n"));
 }
 
 /// The channel the worker's Redis trigger subscribes to (spin-worker.toml).

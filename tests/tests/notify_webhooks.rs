@@ -22,7 +22,7 @@ fn sha256_hex(s: &str) -> String {
 /// One host: the HTTP app and its webhook worker.
 struct App {
     http: Runner,
-    _worker: Worker,
+    worker: Worker,
 }
 
 impl std::ops::Deref for App {
@@ -45,7 +45,7 @@ fn app(b: &Backend, extra: &[(&'static str, String)]) -> App {
     vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     vars.extend(extra.iter().cloned());
     let worker_vars: Vec<_> = vars.iter().filter(|(k, _)| WORKER_VARS.contains(k)).cloned().collect();
-    App { http: b.app(&vars), _worker: b.worker(&worker_vars) }
+    App { http: b.app(&vars), worker: b.worker(&worker_vars) }
 }
 
 async fn login(b: &Backend, id: i64, username: &str) -> String {
@@ -267,6 +267,10 @@ both_transports!(deliveries_are_signed_and_made_once_across_hosts, |b: Backend| 
     forged.body = br#"{"type":"happened","data":"evil"}"#.to_vec();
     assert!(!verify(&secret, &forged));
     assert_eq!(delivery_keys(&b).await, (0, 0), "nothing left pending");
+    for host in [&a, &c] {
+        host.assert_every_variable_declared();
+        assert_declared(&host.worker.log());
+    }
 });
 
 both_transports!(a_failing_receiver_is_retried_then_dead_lettered, |b: Backend| async move {

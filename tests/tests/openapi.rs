@@ -590,4 +590,7 @@ both_transports!(every_operation_answers_as_documented, |b: Backend| async move 
     }
 
     contract.assert_covered_everything();
+    // Every variable a route read was declared for its component: an
+    // undeclared one would silently take its default.
+    rt.assert_every_variable_declared();
 });

@@ -10,28 +10,24 @@
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spindle::http::{Problem, Response, NO_BODY_LIMIT};
-use spindle::spin::serve;
+use spindle::http::{Problem, Response};
+use spindle::spin::{serve, Cx, Routes};
 
 const HTML: &str = include_str!("../static/index.html");
 const CSS: &str = include_str!("../static/console.css");
 const JS: &str = include_str!("../static/console.js");
 
+const ROUTES: Routes = spindle::routes![GET|HEAD "/" => console];
+
 #[http_component]
-async fn handle(req: Request) -> impl IntoResponse {
-    serve(req, console).await
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve(ROUTES, req, out).await
 }
 
-async fn console(req: spindle::http::Request) -> Result<Response, Problem> {
-    if req.path != "/" {
-        return Err(Problem::not_found(&req.path));
-    }
-    if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        return Err(Problem::method_not_allowed(&req.method).with_header("allow", "GET, HEAD"));
-    }
-    req.check_body_limit(NO_BODY_LIMIT)?;
+async fn console(cx: Cx) -> Result<Response, Problem> {
+    let req = &cx.req;
     let page = Page::build();
     let fresh = req.header("if-none-match").is_some_and(|inm| etag_matches(inm, &page.etag));
     let status = if fresh { 304 } else { 200 };

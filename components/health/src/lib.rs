@@ -7,42 +7,23 @@
 //! This component also owns the catch-all route, so unknown paths get a
 //! problem+json 404 from the app itself, identically on Spin and the runner.
 
-use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spindle::config::RedisConfig;
-use spindle::http::{Problem, Response, NO_BODY_LIMIT};
+use spindle::http::{Problem, Response};
 use spindle::redis::{Cmd, Link};
-use spindle::spin::{serve, SpinLink, SpinVars};
+use spindle::spin::{serve, Cx, Routes};
 
 /// The OpenAPI document, as committed.
 const OPENAPI: &str = include_str!("../../../openapi.json");
 
-#[http_component]
-async fn handle(req: Request) -> impl IntoResponse {
-    serve(req, route).await
-}
+const ROUTES: Routes = spindle::routes![
+    GET|HEAD "/healthz" => health,
+    GET|HEAD "/openapi.json" => openapi,
+];
 
-async fn route(req: spindle::http::Request) -> Result<Response, Problem> {
-    let allowed = |req: &spindle::http::Request| {
-        if matches!(req.method.as_str(), "GET" | "HEAD") {
-            Ok(())
-        } else {
-            Err(Problem::method_not_allowed(&req.method).with_header("allow", "GET, HEAD"))
-        }
-    };
-    match req.path.as_str() {
-        "/healthz" => {
-            allowed(&req)?;
-            req.check_body_limit(NO_BODY_LIMIT)?;
-            health().await
-        }
-        "/openapi.json" => {
-            allowed(&req)?;
-            req.check_body_limit(NO_BODY_LIMIT)?;
-            Ok(openapi(&req))
-        }
-        _ => Err(Problem::not_found(&req.path)),
-    }
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve(ROUTES, req, out).await
 }
 
 /// A strong ETag of the document: FNV-1a 64 of its bytes.
@@ -54,9 +35,9 @@ fn openapi_etag() -> String {
     format!("\"{h:016x}\"")
 }
 
-fn openapi(req: &spindle::http::Request) -> Response {
+async fn openapi(cx: Cx) -> Result<Response, Problem> {
     let etag = openapi_etag();
-    let matches = req.header("if-none-match").is_some_and(|h| {
+    let matches = cx.req.header("if-none-match").is_some_and(|h| {
         h.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag)
     });
     let resp = if matches {
@@ -68,12 +49,11 @@ fn openapi(req: &spindle::http::Request) -> Response {
             body: OPENAPI.as_bytes().to_vec(),
         }
     };
-    resp.with_header("etag", etag).with_header("cache-control", "no-cache")
+    Ok(resp.with_header("etag", etag).with_header("cache-control", "no-cache"))
 }
 
-async fn health() -> Result<Response, Problem> {
-    let cfg = RedisConfig::from_vars(&SpinVars).map_err(|e| Problem::misconfigured(&e.to_string()))?;
-    let link = SpinLink::new(&cfg);
+async fn health(cx: Cx) -> Result<Response, Problem> {
+    let link = cx.link()?;
     let started = std::time::Instant::now();
     match link.exec(&Cmd::new("PING")).await {
         Ok(_) => {

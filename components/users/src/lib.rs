@@ -13,59 +13,32 @@
 //! the library, and map the result.
 
 use serde_json::json;
-use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spindle::cache::{Degraded, Outcome, Sleep, WasiSleep};
-use spindle::config::RedisConfig;
-use spindle::env::{Clock, OsRng, SystemClock};
-use spindle::http::{Problem, Response, NO_BODY_LIMIT};
-use spindle::session::{self, SessionConfig, SessionError, SessionUser};
-use spindle::spin::{serve, SpinLink, SpinVars};
+use spindle::env::Clock;
+use spindle::http::router::BodyLimit;
+use spindle::http::{Problem, Response};
+use spindle::session::{self, SessionUser};
+use spindle::spin::{serve, Cx, Routes};
 use spindle::users::cached::{self, CachedUsers, Found, Settings};
 use spindle::users::{self, view, LazyStore, StoreError, Updated};
 
-/// Largest PATCH body.
-const BODY_LIMIT: usize = 4096;
+const ROUTES: Routes = spindle::routes![
+    GET|HEAD "/users" => batch,
+    GET|HEAD "/users/" => batch,
+    GET|HEAD "/users/:id" => get_one,
+    PATCH "/users/:id" (BodyLimit::Bytes(4096)) => patch,
+];
 
 #[http_component]
-async fn handle(req: Request) -> impl IntoResponse {
-    serve(req, route).await
-}
-
-async fn route(req: spindle::http::Request) -> Result<Response, Problem> {
-    let path = req.path.clone();
-    let method = req.method.clone();
-    let allow = |methods: &str| Problem::method_not_allowed(&method).with_header("allow", methods);
-    // Reads take no body; a PATCH body is bounded by BODY_LIMIT.
-    if method != "PATCH" {
-        req.check_body_limit(NO_BODY_LIMIT)?;
-    }
-    match path.strip_prefix("/users") {
-        Some("") | Some("/") => match method.as_str() {
-            "GET" | "HEAD" => batch(req).await,
-            _ => Err(allow("GET, HEAD")),
-        },
-        Some(rest) => match rest.strip_prefix('/') {
-            Some(id) if !id.is_empty() && !id.contains('/') => match method.as_str() {
-                "GET" | "HEAD" => get_one(&req, id).await,
-                "PATCH" => patch(&req, id).await,
-                _ => Err(allow("GET, HEAD, PATCH")),
-            },
-            _ => Err(Problem::not_found(&path)),
-        },
-        None => Err(Problem::not_found(&path)),
-    }
-}
-
-/// The Redis link (connecting on first use) and the validated settings.
-fn env() -> Result<(SpinLink, Settings), Problem> {
-    let redis = RedisConfig::from_vars(&SpinVars).map_err(|e| Problem::misconfigured(&e.to_string()))?;
-    Ok((SpinLink::new(&redis), Settings::from_vars(&SpinVars)?))
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve(ROUTES, req, out).await
 }
 
 /// The store `db_url` selects, opened only if the request reaches it.
-fn store() -> LazyStore<users::Store, impl Fn() -> Result<users::Store, StoreError>> {
-    LazyStore::new(|| users::open_store(&SpinVars))
+fn store(cx: &Cx) -> LazyStore<users::Store, impl Fn() -> Result<users::Store, StoreError> + '_> {
+    LazyStore::new(|| users::open_store(cx.vars()))
 }
 
 fn store_failed(e: StoreError) -> Problem {
@@ -79,24 +52,6 @@ fn log_degraded(d: Option<Degraded>) {
     }
 }
 
-/// Maps a session error, logging what an operator must see (never cookies).
-fn fail(e: SessionError) -> Problem {
-    if matches!(e, SessionError::Redis(_) | SessionError::Corrupt(_) | SessionError::Misconfigured(_)) {
-        eprintln!("users: {e}");
-    }
-    e.to_problem()
-}
-
-/// Who is asking, when they send a valid session: reads are public, so a
-/// missing, bad or unverifiable session is simply anonymous.
-async fn viewer(link: &SpinLink, req: &spindle::http::Request) -> Option<SessionUser> {
-    let cfg = SessionConfig::from_vars(&SpinVars).ok()?;
-    if !session::has_cookie(&cfg, req) {
-        return None;
-    }
-    session::authenticate(link, &SystemClock, &cfg, req).await.ok()
-}
-
 /// Headers every read carries: where the answer came from, and that it
 /// depends on the cookie (the owner sees more).
 fn read_headers(resp: Response, outcome: Outcome, me: &Option<SessionUser>) -> Response {
@@ -107,12 +62,14 @@ fn read_headers(resp: Response, outcome: Outcome, me: &Option<SessionUser>) -> R
     }
 }
 
-async fn get_one(req: &spindle::http::Request, id: &str) -> Result<Response, Problem> {
-    let id = view::parse_id(id)?;
-    let (link, settings) = env()?;
-    let me = viewer(&link, req).await;
-    let store = store();
-    let users = CachedUsers::new(&link, &SystemClock, &OsRng, &WasiSleep, settings.cache, &store);
+async fn get_one(cx: Cx) -> Result<Response, Problem> {
+    let (req, id) = (&cx.req, view::parse_id(cx.param("id"))?);
+    let settings = Settings::from_vars(cx.vars())?;
+    let link = cx.link()?;
+    // Reads are public: a missing, bad or unverifiable session is anonymous.
+    let me = cx.optional_session().await;
+    let store = store(&cx);
+    let users = CachedUsers::new(link, cx.clock(), cx.rng(), &WasiSleep, settings.cache, &store);
     let (found, degraded) = users.get(id, view::accepts_stale(req)).await.map_err(store_failed)?;
     log_degraded(degraded);
     let Some(user) = found.user else {
@@ -130,13 +87,14 @@ async fn get_one(req: &spindle::http::Request, id: &str) -> Result<Response, Pro
     Ok(read_headers(resp.with_header("etag", tag), found.outcome, &me))
 }
 
-async fn batch(req: spindle::http::Request) -> Result<Response, Problem> {
-    let (link, settings) = env()?;
-    let ids = view::parse_ids(&req, settings.batch_max)?;
-    let me = viewer(&link, &req).await;
-    let store = store();
-    let users = CachedUsers::new(&link, &SystemClock, &OsRng, &WasiSleep, settings.cache, &store);
-    let (found, degraded) = users.get_many(&ids, view::accepts_stale(&req)).await.map_err(store_failed)?;
+async fn batch(cx: Cx) -> Result<Response, Problem> {
+    let settings = Settings::from_vars(cx.vars())?;
+    let ids = view::parse_ids(&cx.req, settings.batch_max)?;
+    let link = cx.link()?;
+    let me = cx.optional_session().await;
+    let store = store(&cx);
+    let users = CachedUsers::new(link, cx.clock(), cx.rng(), &WasiSleep, settings.cache, &store);
+    let (found, degraded) = users.get_many(&ids, view::accepts_stale(&cx.req)).await.map_err(store_failed)?;
     log_degraded(degraded);
     let me_id = me.as_ref().map(|m| m.user.id);
     let count = |o: Outcome| found.iter().filter(|f| f.outcome == o).count();
@@ -156,24 +114,24 @@ async fn batch(req: spindle::http::Request) -> Result<Response, Problem> {
     Ok(read_headers(resp, cached::summary(&found), &me))
 }
 
-async fn patch(req: &spindle::http::Request, id: &str) -> Result<Response, Problem> {
-    let id = view::parse_id(id)?;
-    let (link, settings) = env()?;
-    let cfg = SessionConfig::from_vars(&SpinVars).map_err(fail)?;
-    cfg.check_origin(req).map_err(fail)?;
-    let body: serde_json::Value = req.json(BODY_LIMIT)?;
+async fn patch(cx: Cx) -> Result<Response, Problem> {
+    let (req, id) = (&cx.req, view::parse_id(cx.param("id"))?);
+    let settings = Settings::from_vars(cx.vars())?;
+    cx.session_config()?;
+    cx.same_origin()?;
+    let body: serde_json::Value = cx.json()?;
     let patch = view::parse_patch(&body)?;
     let expected = view::if_match_versions(req, id)?;
-    let me = session::authenticate(&link, &SystemClock, &cfg, req).await.map_err(fail)?;
+    let me = cx.session().await?;
     if me.user.id != id {
         return Err(Problem::forbidden("only the owner may change a profile"));
     }
     if settings.test_delay_ms > 0 {
         WasiSleep.sleep_ms(settings.test_delay_ms).await;
     }
-    let store = store();
-    let users = CachedUsers::new(&link, &SystemClock, &OsRng, &WasiSleep, settings.cache, &store);
-    let now = session::to_iso(SystemClock.now_ms());
+    let store = store(&cx);
+    let users = CachedUsers::new(cx.link()?, cx.clock(), cx.rng(), &WasiSleep, settings.cache, &store);
+    let now = session::to_iso(cx.clock().now_ms());
     let (updated, _, degraded) = users.update(id, &patch, expected.as_deref(), &now).await.map_err(store_failed)?;
     log_degraded(degraded);
     match updated {

@@ -1,6 +1,16 @@
-//! Typed configuration, read from Spin variables through a narrow seam.
+//! Typed configuration: every Spin variable the library reads goes through
+//! one reader, [`Config`], with one error, [`ConfigError`], that names the
+//! variable and maps to the `misconfigured` problem in one place.
+//!
+//! Values are trimmed; an unset or empty variable takes its default. A
+//! component reads only the variables a route needs, when it needs them:
+//! each read is a host call (Spin instantiates a component per request).
 
-use crate::redis::{Error, Transport};
+use crate::http::Problem;
+use crate::redis::Transport;
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 
 /// Where configuration values come from: Spin variables in the guest, a map in tests.
 pub trait Vars {
@@ -13,6 +23,138 @@ impl Vars for std::collections::HashMap<String, String> {
         std::collections::HashMap::get(self, name).cloned()
     }
 }
+
+/// A variable with a value the code cannot use: which one, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &str, problem: impl Into<String>) -> Self {
+        ConfigError { var: var.to_owned(), problem: problem.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for Problem {
+    fn from(e: ConfigError) -> Problem {
+        Problem::misconfigured(&e.to_string())
+    }
+}
+
+/// The typed reader over a [`Vars`].
+#[derive(Clone, Copy)]
+pub struct Config<'v, V: ?Sized> {
+    vars: &'v V,
+}
+
+impl<'v, V: Vars + ?Sized> Config<'v, V> {
+    pub fn new(vars: &'v V) -> Self {
+        Config { vars }
+    }
+
+    /// The trimmed value; `None` when unset or empty.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// The value parsed by `parse`, or `default`; a parse error names the variable.
+    pub fn parse<T>(&self, name: &str, default: T, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => parse(&v).map_err(|p| ConfigError::new(name, p)),
+        }
+    }
+
+    /// An integer in `range`.
+    pub fn int<T>(&self, name: &str, default: T, range: RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        self.parse(name, default, |v| {
+            v.parse::<T>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| format!("expected an integer in {}..={}, got {v:?}", range.start(), range.end()))
+        })
+    }
+
+    /// A decimal number in `range`.
+    pub fn float(&self, name: &str, default: f64, range: RangeInclusive<f64>) -> Result<f64, ConfigError> {
+        self.parse(name, default, |v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| format!("expected a number in {}..={}, got {v:?}", range.start(), range.end()))
+        })
+    }
+
+    /// A duration (`250ms`, `5s`, `15m`, `1h`, `7d`) in `range`, in ms.
+    pub fn duration_ms(&self, name: &str, default: u64, range: RangeInclusive<u64>) -> Result<u64, ConfigError> {
+        self.parse(name, default, |v| {
+            parse_duration(v)
+                .filter(|ms| range.contains(ms))
+                .ok_or_else(|| format!("expected a duration in {}ms..={}ms (e.g. 20s), got {v:?}", range.start(), range.end()))
+        })
+    }
+
+    /// One of `options` (matched without regard to case), or `default`.
+    pub fn choice<T: Copy>(&self, name: &str, default: T, options: &[(&str, T)]) -> Result<T, ConfigError> {
+        self.parse(name, default, |v| {
+            options.iter().find(|(o, _)| o.eq_ignore_ascii_case(v)).map(|(_, t)| *t).ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(o, _)| *o).collect();
+                format!("expected one of {}, got {v:?}", names.join(", "))
+            })
+        })
+    }
+
+    /// `true` or `false`.
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        self.choice(name, default, &[("true", true), ("false", false)])
+    }
+
+    /// A comma-separated list, each item trimmed and parsed; empty items are skipped.
+    pub fn list<T>(&self, name: &str, item: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, ConfigError> {
+        let Some(v) = self.text(name) else { return Ok(Vec::new()) };
+        v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| item(s).map_err(|p| ConfigError::new(name, p))).collect()
+    }
+
+    /// A URL whose scheme is one of `schemes`, as given (`None` when unset).
+    pub fn url(&self, name: &str, schemes: &[&str]) -> Result<Option<String>, ConfigError> {
+        let Some(v) = self.text(name) else { return Ok(None) };
+        let ok = v.split_once("://").is_some_and(|(s, rest)| schemes.iter().any(|x| x.eq_ignore_ascii_case(s)) && !rest.is_empty());
+        // The value may carry credentials: the error says what is expected, not what was given.
+        ok.then_some(Some(v)).ok_or_else(|| ConfigError::new(name, format!("expected a {}:// URL", schemes.join("://, "))))
+    }
+}
+
+/// `500ms`, `60s`, `15m`, `1h`, `7d`: milliseconds, or `None` when not a
+/// duration (or more than a year, or zero).
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.parse::<u64>().ok()?.checked_mul(scale).filter(|ms| (1..=MAX_DURATION_MS).contains(ms))
+}
+
+/// The longest duration any setting takes: a year.
+pub const MAX_DURATION_MS: u64 = 365 * 86_400_000;
 
 /// How to reach Redis. One variable, `redis_host`, points every component
 /// at a Redis: it is also what `allowed_outbound_hosts` grants
@@ -37,39 +179,30 @@ pub struct RedisConfig {
     pub timeout_ms: u64,
 }
 
-/// The variables [`RedisConfig::from_vars`] reads; every component that
-/// talks to Redis declares them.
-pub const REDIS_VARIABLES: &[&str] =
-    &["redis_scheme", "redis_host", "redis_username", "redis_password", "redis_token", "redis_timeout_ms"];
-
 pub const DEFAULT_REDIS_SCHEME: &str = "redis";
 pub const DEFAULT_REDIS_HOST: &str = "127.0.0.1:6379";
 pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 2000;
 
 impl RedisConfig {
-    pub fn from_vars(vars: &impl Vars) -> Result<Self, Error> {
-        let get = |name: &str| vars.get(name).filter(|s| !s.is_empty());
-        let scheme = get("redis_scheme").unwrap_or_else(|| DEFAULT_REDIS_SCHEME.into()).to_ascii_lowercase();
-        let transport = match scheme.as_str() {
-            "redis" | "rediss" => Transport::Tcp,
-            "http" | "https" => Transport::Rest,
-            _ => return Err(Error::Config("redis_scheme must be redis, rediss, https or http".into())),
+    pub fn from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
+        let c = Config::new(vars);
+        let transport = c.choice(
+            "redis_scheme",
+            Transport::Tcp,
+            &[("redis", Transport::Tcp), ("rediss", Transport::Tcp), ("https", Transport::Rest), ("http", Transport::Rest)],
+        )?;
+        let scheme = c.text("redis_scheme").unwrap_or_else(|| DEFAULT_REDIS_SCHEME.into()).to_ascii_lowercase();
+        let host = c.parse("redis_host", DEFAULT_REDIS_HOST.to_owned(), |h| check_host(h).map(|()| h.to_owned()))?;
+        // Each transport reads only its own credentials.
+        let (username, password, token) = match transport {
+            Transport::Rest => {
+                let token = c.text("redis_token").ok_or_else(|| ConfigError::new("redis_token", "must be set when redis_scheme is https or http"))?;
+                (None, None, Some(token))
+            }
+            _ => (c.text("redis_username"), c.text("redis_password"), None),
         };
-        let host = get("redis_host").unwrap_or_else(|| DEFAULT_REDIS_HOST.into());
-        check_host(&host)?;
-        let token = get("redis_token");
-        if transport == Transport::Rest && token.is_none() {
-            return Err(Error::Config("redis_token must be set when redis_scheme is https or http".into()));
-        }
-        let timeout_ms = match get("redis_timeout_ms") {
-            None => DEFAULT_REDIS_TIMEOUT_MS,
-            Some(s) => s
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=60_000).contains(n))
-                .ok_or_else(|| Error::Config("redis_timeout_ms must be an integer in 1..=60000".into()))?,
-        };
-        Ok(RedisConfig { scheme, host, username: get("redis_username"), password: get("redis_password"), token, transport, timeout_ms })
+        let timeout_ms = c.int("redis_timeout_ms", DEFAULT_REDIS_TIMEOUT_MS, 1..=60_000)?;
+        Ok(RedisConfig { scheme, host, username, password, token, transport, timeout_ms })
     }
 
     /// The URL for Spin's outbound Redis (`redis://user:pass@host:port`) or
@@ -94,11 +227,11 @@ impl RedisConfig {
 
 /// `host:port`, with a port: Spin's `allowed_outbound_hosts` needs one for
 /// `tcp://{{ redis_host }}`.
-fn check_host(host: &str) -> Result<(), Error> {
+fn check_host(host: &str) -> Result<(), String> {
     if host.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(());
     }
-    let bad = || Error::Config(format!("redis_host must be host:port (an IP address or a DNS name, and a port), got {host:?}"));
+    let bad = || format!("expected host:port (an IP address or a DNS name, and a port), got {host:?}");
     let (name, port) = host.rsplit_once(':').ok_or_else(bad)?;
     port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?;
     let label_ok = |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');

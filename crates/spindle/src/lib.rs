@@ -6,7 +6,9 @@
 //! The `spin` feature adds the guest adapters (Spin outbound Redis, outbound
 //! HTTP, variables); the `native` feature adds a `redis`-crate link for tests.
 
+pub mod app;
 pub mod cache;
+pub mod caller;
 pub mod config;
 pub mod env;
 pub mod http;

@@ -47,7 +47,7 @@ mod keys;
 
 pub use keys::{escape, Keyspace, DEFAULT_PREFIX};
 
-use crate::config::Vars;
+use crate::config::{Config, ConfigError, Vars};
 use crate::env::{Clock, Rng};
 use crate::redis::{self, Arg, Cmd, Link, Script, Value};
 use std::fmt;
@@ -140,57 +140,30 @@ impl Default for CacheConfig {
     }
 }
 
-/// The variables [`CacheConfig::from_vars`] reads, after `<prefix>_`.
-pub const VARIABLE_SUFFIXES: &[&str] =
-    &["mode", "ttl_s", "jitter_pct", "negative_ttl_s", "stale_s", "lease_ms", "wait_ms", "xfetch_beta", "epoch_ms"];
-
 const DAY_MS: u64 = 86_400_000;
 
 impl CacheConfig {
     /// Reads `<prefix>_mode`, `_ttl_s`, `_jitter_pct`, `_negative_ttl_s`,
     /// `_stale_s`, `_lease_ms`, `_wait_ms`, `_xfetch_beta` and `_epoch_ms`;
     /// an empty or undeclared one takes its default. Errors name the variable.
-    pub fn from_vars(vars: &impl Vars, prefix: &str) -> Result<Self, String> {
+    pub fn from_vars(vars: &impl Vars, prefix: &str) -> Result<Self, ConfigError> {
         let d = CacheConfig::default();
-        let get = |suffix: &str| {
-            let name = format!("{prefix}_{suffix}");
-            let v = vars.get(&name).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-            (name, v)
+        let c = Config::new(vars);
+        let name = |suffix: &str| format!("{prefix}_{suffix}");
+        let secs = |suffix: &str, default_ms: u64, min: u64| -> Result<u64, ConfigError> {
+            Ok(c.int(&name(suffix), default_ms / 1000, min..=DAY_MS / 1000)? * 1000)
         };
-        let int = |suffix: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
-            match get(suffix) {
-                (_, None) => Ok(default),
-                (name, Some(s)) => s
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| format!("{name}: expected an integer in {min}..={max}, got {s:?}")),
-            }
-        };
-        let mode = match get("mode") {
-            (_, None) => Mode::Leases,
-            (_, Some(s)) if s == "leases" => Mode::Leases,
-            (_, Some(s)) if s == "naive" => Mode::Naive,
-            (name, Some(s)) => return Err(format!("{name}: expected leases or naive, got {s:?}")),
-        };
-        let beta = match get("xfetch_beta") {
-            (_, None) => d.xfetch_beta,
-            (name, Some(s)) => s
-                .parse::<f64>()
-                .ok()
-                .filter(|b| b.is_finite() && (0.0..=100.0).contains(b))
-                .ok_or_else(|| format!("{name}: expected a number in 0..=100, got {s:?}"))?,
-        };
+        let beta = c.float(&name("xfetch_beta"), d.xfetch_beta, 0.0..=100.0)?;
         Ok(CacheConfig {
-            mode,
-            ttl_ms: int("ttl_s", d.ttl_ms / 1000, 1, DAY_MS / 1000)? * 1000,
-            jitter: int("jitter_pct", (d.jitter * 100.0) as u64, 0, 50)? as f64 / 100.0,
-            negative_ttl_ms: int("negative_ttl_s", d.negative_ttl_ms / 1000, 0, DAY_MS / 1000)? * 1000,
-            stale_ms: int("stale_s", d.stale_ms / 1000, 0, DAY_MS / 1000)? * 1000,
-            lease_ms: int("lease_ms", d.lease_ms, 10, 60_000)?,
-            wait_ms: int("wait_ms", d.wait_ms, 0, 60_000)?,
+            mode: c.choice(&name("mode"), Mode::Leases, &[("leases", Mode::Leases), ("naive", Mode::Naive)])?,
+            ttl_ms: secs("ttl_s", d.ttl_ms, 1)?,
+            jitter: c.int(&name("jitter_pct"), (d.jitter * 100.0) as u64, 0..=50)? as f64 / 100.0,
+            negative_ttl_ms: secs("negative_ttl_s", d.negative_ttl_ms, 0)?,
+            stale_ms: secs("stale_s", d.stale_ms, 0)?,
+            lease_ms: c.int(&name("lease_ms"), d.lease_ms, 10..=60_000)?,
+            wait_ms: c.int(&name("wait_ms"), d.wait_ms, 0..=60_000)?,
             xfetch_beta: beta,
-            epoch_ms: int("epoch_ms", d.epoch_ms, 100, 60_000)?,
+            epoch_ms: c.int(&name("epoch_ms"), d.epoch_ms, 100..=60_000)?,
             fill_delay_ms: 0,
         })
     }
@@ -747,7 +720,7 @@ mod tests {
             ("users_cache_wait_ms", "x"),
         ] {
             let e = CacheConfig::from_vars(&vars(&[(k, v)]), "users_cache").unwrap_err();
-            assert!(e.starts_with(k), "{e}");
+            assert_eq!(e.var, k, "{e}");
         }
     }
 

@@ -1,18 +1,14 @@
-//! Who is asking, and what they may read and publish.
+//! Topics, and what a caller may read and publish.
 //!
-//! A caller is a logged-in user (the session cookie, [`session::authenticate`])
-//! or a service holding one of the `api_keys`. Topics named `user:<id>` are
-//! private: only that user reads them, and only that user or a service (the
-//! app's own backend, holding an operator-issued key) publishes to them.
-//! Every other topic is readable and publishable by any caller.
+//! Notify's callers are logged-in users and services holding one of the
+//! `api_keys` ([`crate::app::Ctx::authenticated_caller`]). Topics named
+//! `user:<id>` are private: only that user reads them, and only that user or
+//! a service (the app's own backend, holding an operator-issued key)
+//! publishes to them. Every other topic is readable and publishable by any
+//! caller.
 
 use super::Error;
-use crate::config::Vars;
-use crate::env::Clock;
-use crate::http::Request;
-use crate::ratelimit::{ApiKeys, Identity};
-use crate::redis::Link;
-use crate::session::{self, SessionConfig, SessionUser};
+pub use crate::caller::Caller;
 use std::fmt;
 
 /// The longest topic name, in bytes.
@@ -64,36 +60,7 @@ impl fmt::Display for Topic {
     }
 }
 
-/// An authenticated caller.
-#[derive(Clone, Debug)]
-pub enum Caller {
-    /// A logged-in user; the session may carry a `Set-Cookie` to send back.
-    User(SessionUser),
-    /// A holder of an accepted API key (`key:<first 128 bits of its SHA-256>`).
-    Service(Identity),
-}
-
 impl Caller {
-    /// The identity rate limits, idempotency keys and webhooks are scoped to.
-    pub fn identity(&self) -> Identity {
-        match self {
-            Caller::User(s) => Identity::User(s.user.id.to_string()),
-            Caller::Service(id) => id.clone(),
-        }
-    }
-
-    /// [`Self::identity`] as it appears in keys (`user:42`, `key:…`).
-    pub fn owner(&self) -> String {
-        self.identity().identifier()
-    }
-
-    pub fn user(&self) -> Option<&SessionUser> {
-        match self {
-            Caller::User(s) => Some(s),
-            Caller::Service(_) => None,
-        }
-    }
-
     /// 403 unless the caller may read `topic` (poll, stream, presence, webhooks).
     pub fn check_read(&self, topic: &Topic) -> Result<(), Error> {
         match (topic.owner(), self) {
@@ -107,46 +74,10 @@ impl Caller {
     /// own user, or a service.
     pub fn check_publish(&self, topic: &Topic) -> Result<(), Error> {
         match (topic.owner(), self) {
-            (Some(owner), Caller::User(s)) if s.user.id != owner => {
-                Err(Error::Forbidden(format!("only user {owner} and services may publish to {topic}")))
-            }
-            _ => Ok(()),
+            (None, _) | (Some(_), Caller::Service(_)) => Ok(()),
+            (Some(owner), Caller::User(s)) if s.user.id == owner => Ok(()),
+            (Some(owner), _) => Err(Error::Forbidden(format!("only user {owner} and services may publish to {topic}"))),
         }
-    }
-
-    /// Adds the session's `Set-Cookie` (a rolling refresh), if any.
-    pub fn apply(&self, resp: crate::http::Response) -> crate::http::Response {
-        match self {
-            Caller::User(s) => s.apply(resp),
-            Caller::Service(_) => resp,
-        }
-    }
-}
-
-/// An API key (`X-API-Key`, checked against `api_keys` without Redis), else
-/// the session cookie (one GET, plus a write when a rolling refresh is
-/// due). An unknown API key is a 401, as is a request with neither.
-/// `state_changing` routes also pass the session's CSRF check (`Origin`).
-pub async fn authenticate(
-    link: &impl Link,
-    clock: &impl Clock,
-    vars: &impl Vars,
-    req: &Request,
-    state_changing: bool,
-) -> Result<Caller, Error> {
-    let keys = ApiKeys::parse(&vars.get("api_keys").unwrap_or_default())
-        .map_err(|e| Error::Misconfigured(format!("api_keys: {e}")))?;
-    if let Some(id) = keys.identify(req)? {
-        return Ok(Caller::Service(id));
-    }
-    let cfg = SessionConfig::from_vars(vars).map_err(|e| Error::Problem(e.to_problem()))?;
-    if state_changing {
-        cfg.check_origin(req).map_err(|e| Error::Problem(e.to_problem()))?;
-    }
-    match session::authenticate(link, clock, &cfg, req).await {
-        Ok(s) => Ok(Caller::User(s)),
-        Err(e) if e.is_unauthorized() => Err(Error::Unauthorized("log in, or send an X-API-Key".into())),
-        Err(e) => Err(Error::Problem(e.to_problem())),
     }
 }
 
@@ -169,6 +100,7 @@ mod tests {
 
     #[test]
     fn user_topics_are_private() {
+        use crate::ratelimit::Identity;
         let svc = Caller::Service(Identity::api_key("k"));
         let public = Topic::parse("news").unwrap();
         let mine = Topic::parse("user:7").unwrap();

@@ -1,23 +1,7 @@
 //! The notify component's settings, read and validated once per request.
 
 use super::Error;
-use crate::config::Vars;
-use crate::ratelimit::parse_duration;
-
-/// Every variable [`NotifyConfig::from_vars`] reads (the component also
-/// declares the Redis, session, rate-limit, `api_keys` and webhook ones).
-pub const VARIABLES: &[&str] = &[
-    "notify_max_payload_bytes",
-    "notify_stream_maxlen",
-    "notify_retention",
-    "notify_idempotency_ttl",
-    "notify_poll_timeout",
-    "notify_rest_poll_interval",
-    "notify_sse_lifetime",
-    "notify_sse_heartbeat",
-    "notify_sse_retry",
-    "notify_presence_ttl",
-];
+use crate::config::{Config, Vars};
 
 /// Longest a long poll may be configured to wait: under the 60 s that
 /// proxies and platforms commonly allow an idle request.
@@ -66,44 +50,23 @@ impl Default for NotifyConfig {
     }
 }
 
-/// A variable's trimmed value, or `None` when unset or empty (the default applies).
-pub(crate) fn value(vars: &impl Vars, name: &str) -> Option<String> {
-    vars.get(name).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-pub(crate) fn duration(vars: &impl Vars, name: &str, default: u64, range: (u64, u64)) -> Result<u64, Error> {
-    let Some(s) = value(vars, name) else { return Ok(default) };
-    parse_duration(&s)
-        .ok()
-        .filter(|ms| (range.0..=range.1).contains(ms))
-        .ok_or_else(|| Error::Misconfigured(format!("{name}: expected a duration in {}ms..={}ms (e.g. 20s), got {s:?}", range.0, range.1)))
-}
-
-pub(crate) fn integer(vars: &impl Vars, name: &str, default: u64, range: (u64, u64)) -> Result<u64, Error> {
-    let Some(s) = value(vars, name) else { return Ok(default) };
-    s.parse::<u64>()
-        .ok()
-        .filter(|n| (range.0..=range.1).contains(n))
-        .ok_or_else(|| Error::Misconfigured(format!("{name}: expected an integer in {}..={}, got {s:?}", range.0, range.1)))
-}
-
 impl NotifyConfig {
     pub fn from_vars(vars: &impl Vars) -> Result<Self, Error> {
         let d = NotifyConfig::default();
+        let c = Config::new(vars);
         const DAY: u64 = 86_400_000;
-        let cfg = NotifyConfig {
-            max_body_bytes: integer(vars, "notify_max_payload_bytes", d.max_body_bytes as u64, (64, 1 << 20))? as usize,
-            stream_maxlen: integer(vars, "notify_stream_maxlen", d.stream_maxlen, (1, 10_000_000))?,
-            retention_ms: duration(vars, "notify_retention", d.retention_ms, (1000, 365 * DAY))?,
-            idempotency_ttl_ms: duration(vars, "notify_idempotency_ttl", d.idempotency_ttl_ms, (1000, 30 * DAY))?,
-            poll_timeout_ms: duration(vars, "notify_poll_timeout", d.poll_timeout_ms, (1, MAX_POLL_TIMEOUT_MS))?,
-            rest_poll_interval_ms: duration(vars, "notify_rest_poll_interval", d.rest_poll_interval_ms, (10, 10_000))?,
-            sse_lifetime_ms: duration(vars, "notify_sse_lifetime", d.sse_lifetime_ms, (1000, DAY))?,
-            sse_heartbeat_ms: duration(vars, "notify_sse_heartbeat", d.sse_heartbeat_ms, (100, 300_000))?,
-            sse_retry_ms: duration(vars, "notify_sse_retry", d.sse_retry_ms, (1, 600_000))?,
-            presence_ttl_ms: duration(vars, "notify_presence_ttl", d.presence_ttl_ms, (1000, DAY))?,
-        };
-        Ok(cfg)
+        Ok(NotifyConfig {
+            max_body_bytes: c.int("notify_max_payload_bytes", d.max_body_bytes, 64..=1 << 20)?,
+            stream_maxlen: c.int("notify_stream_maxlen", d.stream_maxlen, 1..=10_000_000)?,
+            retention_ms: c.duration_ms("notify_retention", d.retention_ms, 1000..=365 * DAY)?,
+            idempotency_ttl_ms: c.duration_ms("notify_idempotency_ttl", d.idempotency_ttl_ms, 1000..=30 * DAY)?,
+            poll_timeout_ms: c.duration_ms("notify_poll_timeout", d.poll_timeout_ms, 1..=MAX_POLL_TIMEOUT_MS)?,
+            rest_poll_interval_ms: c.duration_ms("notify_rest_poll_interval", d.rest_poll_interval_ms, 10..=10_000)?,
+            sse_lifetime_ms: c.duration_ms("notify_sse_lifetime", d.sse_lifetime_ms, 1000..=DAY)?,
+            sse_heartbeat_ms: c.duration_ms("notify_sse_heartbeat", d.sse_heartbeat_ms, 100..=300_000)?,
+            sse_retry_ms: c.duration_ms("notify_sse_retry", d.sse_retry_ms, 1..=600_000)?,
+            presence_ttl_ms: c.duration_ms("notify_presence_ttl", d.presence_ttl_ms, 1000..=DAY)?,
+        })
     }
 }
 
@@ -129,7 +92,7 @@ mod tests {
             ("notify_sse_heartbeat", "1ms"),
         ] {
             let e = NotifyConfig::from_vars(&vars(&[(k, v)])).unwrap_err();
-            assert!(matches!(&e, Error::Misconfigured(m) if m.starts_with(k)), "{k}={v}: {e:?}");
+            assert!(matches!(&e, Error::Misconfigured(m) if m.var == k), "{k}={v}: {e:?}");
         }
     }
 }

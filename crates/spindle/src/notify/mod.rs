@@ -41,12 +41,13 @@ mod publish;
 mod read;
 pub mod webhooks;
 
-pub use access::{authenticate, Caller, Topic, MAX_TOPIC_LEN};
-pub use config::{NotifyConfig, VARIABLES};
+pub use access::{Caller, Topic, MAX_TOPIC_LEN};
+pub use config::NotifyConfig;
 pub use presence::{beat_topic, heartbeat, present, Present};
-pub use publish::{publish, throttle, Publish, Published, POLICY_VAR};
+pub use publish::{publish, Publish, Published};
 pub use read::{parse_cursor, poll, stream_events, tail, Batch, Event, Pause, Sink, ZERO_CURSOR};
 
+use crate::config::ConfigError;
 use crate::http::Problem;
 use crate::redis;
 use std::fmt;
@@ -127,8 +128,6 @@ pub mod keys {
 pub enum Error {
     /// 400: a bad topic, event, cursor, URL or body.
     Invalid(String),
-    /// 401: no session and no API key.
-    Unauthorized(String),
     /// 403: not this caller's topic (or webhook).
     Forbidden(String),
     /// 404
@@ -140,7 +139,7 @@ pub enum Error {
     /// A problem decided elsewhere (429 with its rate-limit headers, 415, 431).
     Problem(Problem),
     /// 500: a variable has an invalid value.
-    Misconfigured(String),
+    Misconfigured(ConfigError),
     /// 503 (500 for a bad Redis configuration).
     Redis(redis::Error),
 }
@@ -148,12 +147,12 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Invalid(m) | Error::Unauthorized(m) | Error::Forbidden(m) | Error::NotFound(m) | Error::Conflict(m) => {
+            Error::Invalid(m) | Error::Forbidden(m) | Error::NotFound(m) | Error::Conflict(m) => {
                 f.write_str(m)
             }
             Error::TooLarge(n) => write!(f, "the body must be at most {n} bytes"),
             Error::Problem(p) => f.write_str(&p.detail),
-            Error::Misconfigured(m) => write!(f, "misconfigured: {m}"),
+            Error::Misconfigured(e) => write!(f, "misconfigured: {e}"),
             Error::Redis(e) => e.fmt(f),
         }
     }
@@ -164,6 +163,12 @@ impl std::error::Error for Error {}
 impl From<redis::Error> for Error {
     fn from(e: redis::Error) -> Self {
         Error::Redis(e)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Misconfigured(e)
     }
 }
 
@@ -180,13 +185,12 @@ impl Error {
     pub fn to_problem(&self) -> Problem {
         match self {
             Error::Invalid(m) => Problem::bad_request(m.clone()),
-            Error::Unauthorized(m) => Problem::unauthorized(m.clone()),
             Error::Forbidden(m) => Problem::forbidden(m.clone()),
             Error::NotFound(m) => Problem::new(404, "not-found", "Not Found", m.clone()),
             Error::Conflict(m) => Problem::conflict(m.clone()),
             Error::TooLarge(n) => Problem::payload_too_large(*n),
             Error::Problem(p) => p.clone(),
-            Error::Misconfigured(m) => Problem::misconfigured(m),
+            Error::Misconfigured(e) => e.clone().into(),
             Error::Redis(redis::Error::Config(m)) => Problem::misconfigured(m),
             Error::Redis(e) => {
                 eprintln!("notify: {e}");
@@ -226,7 +230,7 @@ mod tests {
         assert_eq!(Error::Conflict("x".into()).to_problem().status, 409);
         assert_eq!(Error::Redis(redis::Error::Unavailable("x".into())).to_problem().status, 503);
         assert_eq!(Error::Redis(redis::Error::Config("x".into())).to_problem().status, 500);
-        assert_eq!(Error::Misconfigured("x".into()).to_problem().kind, "misconfigured");
+        assert_eq!(Error::Misconfigured(ConfigError::new("x", "y")).to_problem().kind, "misconfigured");
     }
 
     #[test]

@@ -9,11 +9,10 @@
 
 use super::json::Json;
 use super::{keys, socketio, Caller, Error, NotifyConfig, Topic};
-use crate::config::Vars;
 use crate::env::Clock;
 use crate::http::Request;
 use crate::ratelimit::{
-    self, Algorithm, Decision, FailureMode, KeyMode, Keyspace, Limited, Policy, RateLimiter, Throttle, TrustedProxies,
+    self, Algorithm, Decision, Limited, RateLimiter, Throttle,
 };
 use crate::redis::{Arg, Link, Script};
 use crate::session::to_iso;
@@ -51,30 +50,11 @@ fn script(alg: &Algorithm) -> &'static Script {
     }
 }
 
-/// The rate-limit policy of publishes.
-pub const POLICY_VAR: &str = "notify_rate_limit";
-const POLICY_DEFAULT: &str = "sliding_window 120/60s";
 /// The Socket.IO namespace publishes emit to.
 pub const SOCKETIO_NAMESPACE: &str = "/";
 /// Longest event name and idempotency key, in bytes.
 pub const MAX_EVENT_LEN: usize = 64;
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
-
-/// The `notify` throttle: `notify_rate_limit` (any algorithm), keys under
-/// `rate_limit_prefix` / `rate_limit_keys` like every other policy. A
-/// publish cannot happen without Redis, so it always fails closed.
-pub fn throttle(vars: &impl Vars) -> Result<Throttle, Error> {
-    let get = |name: &str, default: &str| super::config::value(vars, name).unwrap_or_else(|| default.to_owned());
-    let bad = |name: &str, e: String| Error::Misconfigured(format!("{name}: {e}"));
-    let algorithm = Algorithm::parse(&get(POLICY_VAR, POLICY_DEFAULT)).map_err(|e| bad(POLICY_VAR, e))?;
-    let policy = Policy::new("notify", algorithm, FailureMode::Closed).map_err(|e| bad(POLICY_VAR, e))?;
-    let mode = KeyMode::parse(&get(ratelimit::KEYS_VAR, "upstash")).map_err(|e| bad(ratelimit::KEYS_VAR, e))?;
-    let keyspace = Keyspace::new(&get(ratelimit::PREFIX_VAR, ratelimit::DEFAULT_PREFIX), mode)
-        .map_err(|e| bad(ratelimit::PREFIX_VAR, e))?;
-    let trusted_proxies = TrustedProxies::parse(&vars.get(ratelimit::TRUSTED_PROXIES_VAR).unwrap_or_default())
-        .map_err(|e| bad(ratelimit::TRUSTED_PROXIES_VAR, e))?;
-    Ok(Throttle { policy, keyspace, trusted_proxies })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -317,11 +297,12 @@ mod tests {
     #[test]
     fn the_throttle_reads_its_policy() {
         let v: HashMap<String, String> = [("notify_rate_limit".to_string(), "fixed_window 5/1s".to_string())].into();
-        let t = throttle(&v).unwrap();
+        let t = Throttle::notify(&v).unwrap();
         assert_eq!(t.policy.name, "notify");
         assert_eq!(t.policy.algorithm.capacity(), 5);
+        assert_eq!(t.policy.failure, crate::ratelimit::FailureMode::Closed, "publishing needs Redis");
         let bad: HashMap<String, String> = [("notify_rate_limit".to_string(), "nonsense".to_string())].into();
-        assert!(matches!(throttle(&bad), Err(Error::Misconfigured(m)) if m.starts_with("notify_rate_limit")));
+        assert_eq!(Throttle::notify(&bad).unwrap_err().var, "notify_rate_limit");
     }
 
     #[test]

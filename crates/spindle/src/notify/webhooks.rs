@@ -30,9 +30,8 @@
 //! `POST /notify/webhooks/redrive` from an HTTP scheduler). A tick also
 //! catches up every topic whose kick was lost while no trigger was listening.
 
-use super::config::{duration, integer, value};
 use super::{keys, Caller, Error, Topic};
-use crate::config::Vars;
+use crate::config::{Config, ConfigError, Vars};
 use crate::env::{Clock, Rng};
 use crate::redis::{Arg, Cmd, Link, Script, Value};
 use crate::session::to_iso;
@@ -234,15 +233,6 @@ pub fn sign(secret: &str, msg_id: &str, timestamp_s: u64, body: &[u8]) -> Result
 
 // ── Configuration ────────────────────────────────────────────────────────
 
-/// Every variable [`WebhookConfig::from_vars`] reads.
-pub const VARIABLES: &[&str] = &[
-    "notify_webhook_allow",
-    "webhook_origin",
-    "notify_webhook_timeout",
-    "notify_webhook_max_attempts",
-    "notify_webhook_backoff",
-];
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookConfig {
     /// `notify_webhook_allow`, or when empty `webhook_origin` (the entry the
@@ -258,13 +248,17 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     pub fn from_vars(vars: &impl Vars) -> Result<Self, Error> {
-        let list = value(vars, "notify_webhook_allow").or_else(|| value(vars, "webhook_origin")).unwrap_or_default();
-        let allow = AllowList::parse(&list).map_err(|e| Error::Misconfigured(format!("notify_webhook_allow: {e}")))?;
+        let c = Config::new(vars);
+        let (name, list) = match c.text("notify_webhook_allow") {
+            Some(l) => ("notify_webhook_allow", l),
+            None => ("webhook_origin", c.text("webhook_origin").unwrap_or_default()),
+        };
+        let allow = AllowList::parse(&list).map_err(|e| ConfigError::new(name, e))?;
         Ok(WebhookConfig {
             allow,
-            timeout_ms: duration(vars, "notify_webhook_timeout", 5_000, (100, 60_000))?,
-            max_attempts: integer(vars, "notify_webhook_max_attempts", 6, (1, 20))? as u32,
-            backoff_ms: duration(vars, "notify_webhook_backoff", 5_000, (10, 3_600_000))?,
+            timeout_ms: c.duration_ms("notify_webhook_timeout", 5_000, 100..=60_000)?,
+            max_attempts: c.int("notify_webhook_max_attempts", 6, 1..=20)?,
+            backoff_ms: c.duration_ms("notify_webhook_backoff", 5_000, 10..=3_600_000)?,
         })
     }
 

@@ -1,13 +1,12 @@
 //! Who a request counts against: a user, an API key, or a client address.
 //!
-//! The client address is Spin's `spin-client-addr` (the TCP peer, port
-//! stripped). `X-Forwarded-For` is believed only when that peer is a trusted
-//! proxy, and then only back to the first hop that is not one: everything to
-//! its left was written by the client and proves nothing.
+//! The client address is `crate::http::client`'s: the TCP peer, or behind
+//! trusted proxies the first `X-Forwarded-For` hop that is not one.
 
 use super::keys::{escape, hex32};
+use crate::http::client::TrustedProxies;
 use crate::http::{Problem, Request};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// What a limit is counted against. Its [`identifier`](Identity::identifier)
 /// is safe to put in a key whatever the input.
@@ -61,107 +60,9 @@ impl Identity {
     }
 }
 
-/// Proxies whose `X-Forwarded-For` is believed: addresses and CIDR blocks.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
-
-impl TrustedProxies {
-    /// A comma- or space-separated list such as `10.0.0.0/8, 127.0.0.1, fd00::/8`.
-    /// Empty means none.
-    pub fn parse(list: &str) -> Result<TrustedProxies, String> {
-        let mut out = Vec::new();
-        for item in list.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
-            let (addr, bits) = match item.split_once('/') {
-                Some((a, b)) => (a, Some(b)),
-                None => (item, None),
-            };
-            let ip =
-                normalise(addr.parse::<IpAddr>().map_err(|_| format!("{item:?} is not an IP address or CIDR block"))?);
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                None => max,
-                Some(b) => {
-                    b.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(|| format!("{item:?}: bad prefix length"))?
-                }
-            };
-            out.push((ip, bits));
-        }
-        Ok(TrustedProxies(out))
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = normalise(ip);
-        self.0.iter().any(|&(net, bits)| match (net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                masked(u32::from(n) as u128, bits, 32) == masked(u32::from(a) as u128, bits, 32)
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => masked(u128::from(n), bits, 128) == masked(u128::from(a), bits, 128),
-            _ => false,
-        })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-fn masked(addr: u128, bits: u8, width: u8) -> u128 {
-    if bits == 0 {
-        0
-    } else {
-        addr >> (width - bits)
-    }
-}
-
-/// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is the IPv4 address.
-fn normalise(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
-/// `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]:5678` (as Spin and proxies write them).
-fn parse_addr(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
-    s.parse::<IpAddr>()
-        .or_else(|_| s.parse::<SocketAddr>().map(|a| a.ip()))
-        .or_else(|_| s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>())
-        .ok()
-        .map(normalise)
-}
-
-/// The client's address: the peer from `spin-client-addr`, or, when that
-/// peer is a trusted proxy, the rightmost `X-Forwarded-For` hop that is not
-/// one (a garbled hop stops the walk at the last trusted one). `None` when
-/// Spin gave no address.
-pub fn client_ip(req: &Request, trusted: &TrustedProxies) -> Option<IpAddr> {
-    let peer = parse_addr(req.header("spin-client-addr")?)?;
-    if !trusted.contains(peer) {
-        return Some(peer);
-    }
-    let chain: Vec<String> = req
-        .header_all("x-forwarded-for")
-        .flat_map(|v| String::from_utf8_lossy(v).split(',').map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    let mut client = peer;
-    for hop in chain.iter().rev() {
-        match parse_addr(hop) {
-            Some(ip) => {
-                client = ip;
-                if !trusted.contains(ip) {
-                    break;
-                }
-            }
-            None => break,
-        }
-    }
-    Some(client)
-}
-
 /// The client's address as an [`Identity`].
 pub fn client_identity(req: &Request, trusted: &TrustedProxies) -> Identity {
-    client_ip(req, trusted).map(Identity::Ip).unwrap_or(Identity::Unknown)
+    trusted.client_ip(req).map(Identity::Ip).unwrap_or(Identity::Unknown)
 }
 
 /// The header that carries an API key.
@@ -239,11 +140,11 @@ mod tests {
     #[test]
     fn the_peer_address_loses_its_port() {
         let none = TrustedProxies::default();
-        assert_eq!(client_ip(&req(&[("spin-client-addr", "203.0.113.7:5555")]), &none), Some(ip("203.0.113.7")));
-        assert_eq!(client_ip(&req(&[("spin-client-addr", "[2001:db8::1]:5555")]), &none), Some(ip("2001:db8::1")));
-        assert_eq!(client_ip(&req(&[("spin-client-addr", "::ffff:10.1.2.3")]), &none), Some(ip("10.1.2.3")));
-        assert_eq!(client_ip(&req(&[("spin-client-addr", "garbage")]), &none), None);
-        assert_eq!(client_ip(&req(&[]), &none), None);
+        assert_eq!(none.client_ip(&req(&[("spin-client-addr", "203.0.113.7:5555")])), Some(ip("203.0.113.7")));
+        assert_eq!(none.client_ip(&req(&[("spin-client-addr", "[2001:db8::1]:5555")])), Some(ip("2001:db8::1")));
+        assert_eq!(none.client_ip(&req(&[("spin-client-addr", "::ffff:10.1.2.3")])), Some(ip("10.1.2.3")));
+        assert_eq!(none.client_ip(&req(&[("spin-client-addr", "garbage")])), None);
+        assert_eq!(none.client_ip(&req(&[])), None);
         assert_eq!(client_identity(&req(&[]), &none).identifier(), "ip:unknown");
     }
 
@@ -252,25 +153,25 @@ mod tests {
         let trusted = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1 ::1").unwrap();
         let xff = ("x-forwarded-for", "198.51.100.9, 203.0.113.7, 10.0.0.2");
         // From an untrusted peer the header is ignored.
-        assert_eq!(client_ip(&req(&[("spin-client-addr", "192.0.2.1:1"), xff]), &trusted), Some(ip("192.0.2.1")));
+        assert_eq!(trusted.client_ip(&req(&[("spin-client-addr", "192.0.2.1:1"), xff])), Some(ip("192.0.2.1")));
         // From a trusted one: the rightmost untrusted hop, not the spoofable leftmost.
-        assert_eq!(client_ip(&req(&[("spin-client-addr", "10.9.9.9:1"), xff]), &trusted), Some(ip("203.0.113.7")));
+        assert_eq!(trusted.client_ip(&req(&[("spin-client-addr", "10.9.9.9:1"), xff])), Some(ip("203.0.113.7")));
         // Several header lines are one list, in order.
         let two = [
             ("spin-client-addr", "127.0.0.1:1"),
             ("x-forwarded-for", "1.1.1.1"),
             ("x-forwarded-for", "2.2.2.2, 10.0.0.1"),
         ];
-        assert_eq!(client_ip(&req(&two), &trusted), Some(ip("2.2.2.2")));
+        assert_eq!(trusted.client_ip(&req(&two)), Some(ip("2.2.2.2")));
         // A garbled hop stops the walk at the last trusted address.
         let bad = [("spin-client-addr", "127.0.0.1:1"), ("x-forwarded-for", "1.1.1.1, nonsense, 10.0.0.5")];
-        assert_eq!(client_ip(&req(&bad), &trusted), Some(ip("10.0.0.5")));
+        assert_eq!(trusted.client_ip(&req(&bad)), Some(ip("10.0.0.5")));
         // Only trusted hops: the leftmost.
         let all = [("spin-client-addr", "127.0.0.1:1"), ("x-forwarded-for", "10.0.0.7, 10.0.0.5")];
-        assert_eq!(client_ip(&req(&all), &trusted), Some(ip("10.0.0.7")));
+        assert_eq!(trusted.client_ip(&req(&all)), Some(ip("10.0.0.7")));
         // Ports and brackets in hops are tolerated.
         let ported = [("spin-client-addr", "[::1]:1"), ("x-forwarded-for", "[2001:db8::5]:443")];
-        assert_eq!(client_ip(&req(&ported), &trusted), Some(ip("2001:db8::5")));
+        assert_eq!(trusted.client_ip(&req(&ported)), Some(ip("2001:db8::5")));
     }
 
     #[test]

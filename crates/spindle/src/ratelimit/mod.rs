@@ -37,14 +37,17 @@
 //! weighting inside the script).
 
 mod identity;
+mod login;
 mod keys;
 mod policy;
 
-pub use identity::{client_identity, client_ip, ApiKeys, Identity, TrustedProxies, API_KEY_HEADER};
+pub use identity::{client_identity, ApiKeys, Identity, API_KEY_HEADER};
+pub use login::{cost_per_kib, LoginAttempt};
+pub use crate::http::client::TrustedProxies;
 pub use keys::{escape, KeyMode, Keyspace, DEFAULT_PREFIX, MAX_PLAIN_ID};
 pub use policy::{parse_duration, Algorithm, FailureMode, Policy, MAX_LIMIT, MAX_WINDOW_MS};
 
-use crate::config::Vars;
+use crate::config::{Config, ConfigError, Vars};
 use crate::env::Clock;
 use crate::http::{Problem, Request, Response};
 use crate::redis::{self, Arg, Cmd, Link, Script};
@@ -276,14 +279,21 @@ impl Limited {
     }
 }
 
-/// Where a policy comes from: its name, its Spin variables and their defaults.
+/// Where a policy comes from: its name, its Spin variable and default, and
+/// what it does when Redis fails.
 #[derive(Clone, Copy, Debug)]
 pub struct PolicyVars {
     pub name: &'static str,
     pub var: &'static str,
     pub default: &'static str,
-    pub failure_var: &'static str,
-    pub default_failure: &'static str,
+    pub failure: Failure,
+}
+
+/// A policy's failure mode: set by a variable, or fixed by what it guards.
+#[derive(Clone, Copy, Debug)]
+pub enum Failure {
+    Var { var: &'static str, default: FailureMode },
+    Fixed(FailureMode),
 }
 
 /// `/api/*`: sliding window, 100 requests per 60 s, failing open.
@@ -291,8 +301,7 @@ pub const API_POLICY: PolicyVars = PolicyVars {
     name: "api",
     var: "api_rate_limit",
     default: "sliding_window 100/60s",
-    failure_var: "api_rate_limit_failure",
-    default_failure: "fail_open",
+    failure: Failure::Var { var: "api_rate_limit_failure", default: FailureMode::Open },
 };
 
 /// Login attempts (the auth component): 10 per 5 minutes per client, failing
@@ -301,19 +310,17 @@ pub const LOGIN_POLICY: PolicyVars = PolicyVars {
     name: "login",
     var: "login_rate_limit",
     default: "sliding_window 10/5m",
-    failure_var: "login_rate_limit_failure",
-    default_failure: "fail_closed",
+    failure: Failure::Var { var: "login_rate_limit_failure", default: FailureMode::Closed },
 };
+
+/// Publishes (notify), per caller. A publish cannot happen without Redis,
+/// so it always fails closed.
+pub const NOTIFY_POLICY: PolicyVars =
+    PolicyVars { name: "notify", var: "notify_rate_limit", default: "sliding_window 120/60s", failure: Failure::Fixed(FailureMode::Closed) };
 
 /// Variables every policy shares.
 pub const PREFIX_VAR: &str = "rate_limit_prefix";
 pub const KEYS_VAR: &str = "rate_limit_keys";
-/// Shared with the auth component: one list of proxies per deployment.
-pub const TRUSTED_PROXIES_VAR: &str = "trusted_proxies";
-
-fn var(vars: &impl Vars, name: &str, default: &str) -> String {
-    vars.get(name).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).unwrap_or_else(|| default.to_owned())
-}
 
 /// A policy with its keyspace and proxy trust, read from Spin variables:
 /// what a component needs to limit a request. Build one per request (it is
@@ -341,27 +348,33 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn from_vars(vars: &impl Vars, p: &PolicyVars) -> Result<Throttle, Problem> {
-        let bad = |name: &str, e: String| Problem::misconfigured(&format!("{name}: {e}"));
-        let algorithm = Algorithm::parse(&var(vars, p.var, p.default)).map_err(|e| bad(p.var, e))?;
-        let failure =
-            FailureMode::parse(&var(vars, p.failure_var, p.default_failure)).map_err(|e| bad(p.failure_var, e))?;
-        let policy = Policy::new(p.name, algorithm, failure).map_err(|e| bad(p.var, e))?;
-        let mode = KeyMode::parse(&var(vars, KEYS_VAR, "upstash")).map_err(|e| bad(KEYS_VAR, e))?;
-        let keyspace = Keyspace::new(&var(vars, PREFIX_VAR, DEFAULT_PREFIX), mode).map_err(|e| bad(PREFIX_VAR, e))?;
-        let trusted_proxies = TrustedProxies::parse(&vars.get(TRUSTED_PROXIES_VAR).unwrap_or_default())
-            .map_err(|e| bad(TRUSTED_PROXIES_VAR, e))?;
-        Ok(Throttle { policy, keyspace, trusted_proxies })
+    pub fn from_vars(vars: &impl Vars, p: &PolicyVars) -> Result<Throttle, ConfigError> {
+        let c = Config::new(vars);
+        let algorithm = c.parse(p.var, Algorithm::parse(p.default).map_err(|e| ConfigError::new(p.var, e))?, Algorithm::parse)?;
+        let failure = match p.failure {
+            Failure::Fixed(mode) => mode,
+            Failure::Var { var, default } => c.parse(var, default, FailureMode::parse)?,
+        };
+        let policy = Policy::new(p.name, algorithm, failure).map_err(|e| ConfigError::new(p.var, e))?;
+        let mode = c.parse(KEYS_VAR, KeyMode::Upstash, KeyMode::parse)?;
+        let prefix = c.text(PREFIX_VAR).unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        let keyspace = Keyspace::new(&prefix, mode).map_err(|e| ConfigError::new(PREFIX_VAR, e))?;
+        Ok(Throttle { policy, keyspace, trusted_proxies: TrustedProxies::from_vars(vars)? })
     }
 
     /// The `/api/*` policy ([`API_POLICY`]).
-    pub fn api(vars: &impl Vars) -> Result<Throttle, Problem> {
+    pub fn api(vars: &impl Vars) -> Result<Throttle, ConfigError> {
         Throttle::from_vars(vars, &API_POLICY)
     }
 
     /// The login policy ([`LOGIN_POLICY`]), for the auth component.
-    pub fn login(vars: &impl Vars) -> Result<Throttle, Problem> {
+    pub fn login(vars: &impl Vars) -> Result<Throttle, ConfigError> {
         Throttle::from_vars(vars, &LOGIN_POLICY)
+    }
+
+    /// The publish policy ([`NOTIFY_POLICY`]).
+    pub fn notify(vars: &impl Vars) -> Result<Throttle, ConfigError> {
+        Throttle::from_vars(vars, &NOTIFY_POLICY)
     }
 
     /// The client-address identity of a request ([`client_identity`]).
@@ -478,9 +491,10 @@ mod tests {
             ("rate_limit_prefix", "has space"),
             ("trusted_proxies", "10.0.0.0/99"),
         ] {
-            let p = Throttle::api(&vars(&[(name, value)])).unwrap_err();
+            let e = Throttle::api(&vars(&[(name, value)])).unwrap_err();
+            assert_eq!(e.var, name);
+            let p = Problem::from(e);
             assert_eq!((p.status, p.kind), (500, "misconfigured"));
-            assert!(p.detail.contains(name), "{name}: {}", p.detail);
         }
     }
 

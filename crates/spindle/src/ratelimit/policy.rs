@@ -125,23 +125,12 @@ fn parse_count(s: &str, what: &str) -> Result<u64, String> {
     }
 }
 
-/// `500ms`, `60s`, `15m`, `1h`, `7d`.
+/// `500ms`, `60s`, `15m`, `1h`, `7d` (the grammar of every duration setting,
+/// [`crate::config::parse_duration`]), with a message when it is not one.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    let (n, unit) = s.split_at(digits);
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("{s:?} is not a duration: use an integer and ms, s, m, h or d, e.g. 60s")),
-    };
-    n.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .filter(|ms| (1..=MAX_WINDOW_MS).contains(ms))
-        .ok_or_else(|| format!("{s:?}: a window must be between 1ms and 365d"))
+    crate::config::parse_duration(s).ok_or_else(|| {
+        format!("{s:?} is not a duration between 1ms and 365d: use an integer and ms, s, m, h or d, e.g. 60s")
+    })
 }
 
 /// What to do when Redis cannot be reached or answers an error.

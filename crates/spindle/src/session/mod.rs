@@ -31,10 +31,9 @@ mod request;
 mod scripts;
 mod store;
 
-pub use config::{IpNet, SameSite, SecurePolicy, SessionConfig, VARIABLES};
+pub use config::{SameSite, SecurePolicy, SessionConfig};
 pub use cookie::CookieError;
 pub use date::{parse_iso, to_http_date, to_iso};
-pub use request::{normalize_origin, peer_ip};
 pub use store::{ttl_secs, Corrupt, CookieJson, Meta, StoredSession, UserRef};
 
 use crate::env::{Clock, Rng};
@@ -113,8 +112,6 @@ pub enum SessionError {
     Anonymous,
     /// The stored value is not a session we can read (logged, then a 401).
     Corrupt(String),
-    /// A cross-site request to a state-changing route (CSRF defence).
-    CrossOrigin(String),
     /// A session variable has an invalid value.
     Misconfigured(String),
     /// Redis failed or could not be reached: fail closed.
@@ -129,7 +126,6 @@ impl fmt::Display for SessionError {
             SessionError::NotFound => write!(f, "no such session"),
             SessionError::Anonymous => write!(f, "the session has no user"),
             SessionError::Corrupt(m) => write!(f, "unreadable session: {m}"),
-            SessionError::CrossOrigin(m) => write!(f, "cross-origin request: {m}"),
             SessionError::Misconfigured(m) => write!(f, "session configuration: {m}"),
             SessionError::Redis(e) => write!(f, "{e}"),
         }
@@ -137,6 +133,12 @@ impl fmt::Display for SessionError {
 }
 
 impl std::error::Error for SessionError {}
+
+impl From<crate::config::ConfigError> for SessionError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        SessionError::Misconfigured(e.to_string())
+    }
+}
 
 impl From<redis::Error> for SessionError {
     fn from(e: redis::Error) -> Self {
@@ -146,7 +148,7 @@ impl From<redis::Error> for SessionError {
 
 impl SessionError {
     /// 401 for every "no valid session" case (one uniform detail: which check
-    /// failed is not the client's business), 403 cross-origin, 500
+    /// failed is not the client's business), 500
     /// misconfigured, 503 when Redis fails.
     pub fn to_problem(&self) -> Problem {
         match self {
@@ -155,7 +157,6 @@ impl SessionError {
             | SessionError::NotFound
             | SessionError::Anonymous
             | SessionError::Corrupt(_) => Problem::unauthorized("no valid session; log in first"),
-            SessionError::CrossOrigin(m) => Problem::forbidden(format!("cross-site request refused: {m}")),
             SessionError::Misconfigured(m) => Problem::misconfigured(m),
             SessionError::Redis(redis::Error::Config(_)) => Problem::misconfigured("redis"),
             SessionError::Redis(_) => Problem::redis_unavailable(),
@@ -277,7 +278,7 @@ fn request_meta(cfg: &SessionConfig, req: &Request) -> (Option<String>, Option<S
         }
         ua[..end].to_owned()
     });
-    (ua, cfg.client_ip(req).map(|ip| ip.to_string()))
+    (ua, cfg.trusted_proxies.client_ip(req).map(|ip| ip.to_string()))
 }
 
 /// A session as read: its raw bytes (for the compare-and-set) and parsed form.

@@ -7,15 +7,12 @@
 //! database (the component allows `{{ db_origin }}` in `allowed_outbound_hosts`).
 
 use super::{Credentials, Patch, StoreError, Updated, User, UserStore};
-use crate::config::Vars;
+use crate::config::{Config, Vars};
 use std::cell::OnceCell;
 use std::fmt;
 
 /// The Spin SQLite database label used when `db_url` is empty.
 pub const DEFAULT_DATABASE: &str = "default";
-/// The variables [`DbConfig::from_vars`] reads (declare them per component).
-pub const DB_VARIABLES: &[&str] = &["db_url"];
-
 /// Where users live.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DbConfig {
@@ -35,16 +32,9 @@ impl fmt::Debug for DbConfig {
 
 impl DbConfig {
     pub fn from_vars(vars: &impl Vars) -> Result<DbConfig, StoreError> {
-        let url = vars.get("db_url").map(|s| s.trim().to_owned()).unwrap_or_default();
-        if url.is_empty() {
-            return Ok(DbConfig::Sqlite { database: DEFAULT_DATABASE.into() });
-        }
-        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        match scheme.as_deref() {
-            Some("postgres") | Some("postgresql") => Ok(DbConfig::Postgres { url }),
-            _ => Err(StoreError::Misconfigured(
-                "db_url must be empty (Spin SQLite) or a postgres:// URL".into(),
-            )),
+        match Config::new(vars).url("db_url", &["postgres", "postgresql"])? {
+            None => Ok(DbConfig::Sqlite { database: DEFAULT_DATABASE.into() }),
+            Some(url) => Ok(DbConfig::Postgres { url }),
         }
     }
 }

@@ -21,7 +21,7 @@ mod spin_pg;
 mod spin_sqlite;
 pub mod view;
 
-pub use db::{DbConfig, LazyStore, DB_VARIABLES, DEFAULT_DATABASE};
+pub use db::{DbConfig, LazyStore, DEFAULT_DATABASE};
 #[cfg(feature = "spin")]
 pub use db::{open_store, SpinSql, Store};
 pub use sql::{migrate, placeholders, Dialect, Migration, Sql, SqlUserStore, SqlValue, MIGRATIONS};
@@ -80,6 +80,12 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl From<crate::config::ConfigError> for StoreError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        StoreError::Misconfigured(e.to_string())
+    }
+}
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {

@@ -1,8 +1,12 @@
 //! Transport-neutral HTTP pieces: the request a handler sees, problem
-//! details (RFC 9457), JSON bodies with limits, and responses.
+//! details (RFC 9457), JSON bodies with limits, responses, route tables
+//! ([`router`]) and where a request came from ([`client`]).
 //!
 //! Components convert spin-sdk types to and from these in one place
 //! (`spin::serve`), so handler logic is plain Rust and testable natively.
+
+pub mod client;
+pub mod router;
 
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -61,15 +65,6 @@ impl Request {
         let bytes: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
         if self.headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
             return Err(Problem::new(431, "headers-too-large", "Request Header Fields Too Large", "too many or too large headers"));
-        }
-        Ok(())
-    }
-
-    /// 413 when the body is over `limit` bytes: every route has a body limit,
-    /// [`NO_BODY_LIMIT`] for the ones that take no body.
-    pub fn check_body_limit(&self, limit: usize) -> Result<(), Problem> {
-        if self.body.len() > limit {
-            return Err(Problem::payload_too_large(limit));
         }
         Ok(())
     }
@@ -258,6 +253,11 @@ impl Problem {
         });
         let mut headers = vec![("content-type".to_string(), "application/problem+json".to_string())];
         headers.extend(self.headers.iter().cloned());
+        // An error is about this request: no cache keeps it (a 404 or 405
+        // would otherwise be heuristically cacheable).
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("cache-control")) {
+            headers.push(("cache-control".into(), "no-store".into()));
+        }
         Response { status: self.status, headers, body: body.to_string().into_bytes() }
     }
 }
@@ -334,13 +334,6 @@ mod tests {
         assert_eq!(r.text_header("last-event-id").unwrap(), None);
         r.headers.push(("last-event-id".into(), vec![0x84]));
         assert_eq!(r.text_header("last-event-id").unwrap_err().status, 400);
-    }
-
-    #[test]
-    fn body_limits() {
-        assert!(req(&[], &"x".repeat(NO_BODY_LIMIT)).check_body_limit(NO_BODY_LIMIT).is_ok());
-        let p = req(&[], &"x".repeat(NO_BODY_LIMIT + 1)).check_body_limit(NO_BODY_LIMIT).unwrap_err();
-        assert_eq!((p.status, p.kind), (413, "payload-too-large"));
     }
 
     #[test]
