@@ -22,7 +22,8 @@ pub struct Config {
     /// A file of hashed, scoped tokens (see `tokens`), reloaded on SIGHUP
     /// and when it changes on disk.
     pub token_file: Option<PathBuf>,
-    /// How often the token file is checked for changes.
+    /// How often the token file is checked for changes; zero: never (only
+    /// SIGHUP reloads it).
     pub token_file_poll: Duration,
     /// Largest request body accepted; larger ones get a 413.
     pub max_body_bytes: usize,

@@ -165,7 +165,7 @@ pub async fn serve(config: Config) -> anyhow::Result<Server> {
         draining: Default::default(),
     });
     let mut background = Vec::new();
-    if config.token_file.is_some() {
+    if config.token_file.is_some() && !config.token_file_poll.is_zero() {
         let state = state.clone();
         let every = config.token_file_poll;
         background.push(tokio::spawn(async move {

@@ -34,6 +34,9 @@ struct Cli {
     /// line; reloaded on SIGHUP and when it changes.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// How often the token file is checked for changes (0: only on SIGHUP).
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    token_file_poll_ms: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, value_name = "N", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -98,7 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cluster: cli.cluster,
         token: cli.token,
         token_file: cli.token_file,
-        token_file_poll: Duration::from_secs(1),
+        token_file_poll: ms(cli.token_file_poll_ms),
         max_body_bytes: cli.max_body_bytes,
         redis_timeout: ms(cli.redis_timeout_ms),
         command_timeout: ms(cli.command_timeout_ms),
