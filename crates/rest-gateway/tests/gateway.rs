@@ -642,7 +642,11 @@ async fn serves_concurrently_with_keep_alive() {
 async fn binary_prints_address_and_stops_on_sigterm() {
     let redis = Redis::start();
     let mut gateway = Binary::start(&["--redis", &redis.url()], &[("SPINDLE_REST_TOKEN", TOKEN)]);
-    assert!(gateway.base.starts_with("http://127.0.0.1:"), "{}", gateway.base);
+    assert!(
+        gateway.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        gateway.base
+    );
 
     let (status, body) = send(
         reqwest::Client::new()

@@ -32,11 +32,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "gw-{tag}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("gw-{tag}-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -82,9 +79,11 @@ impl Redis {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
         let redis = Redis { child, port };
-        wait_until(Duration::from_secs(10), &format!("redis-server on {port}"), || {
-            pings(port)
-        });
+        wait_until(
+            Duration::from_secs(10),
+            &format!("redis-server on {port}"),
+            || pings(port),
+        );
         redis
     }
 
@@ -105,10 +104,24 @@ impl Drop for Redis {
 }
 
 /// Polls `ok` every 20 ms until it holds; panics after `limit`.
-pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+pub fn wait_until(limit: Duration, what: &str, ok: impl FnMut() -> bool) {
+    wait_until_or(limit, what, ok, String::new)
+}
+
+/// [`wait_until`], showing `details()` when it gives up.
+pub fn wait_until_or(
+    limit: Duration,
+    what: &str,
+    mut ok: impl FnMut() -> bool,
+    details: impl Fn() -> String,
+) {
     let deadline = Instant::now() + limit;
     while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            details()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -121,6 +134,18 @@ pub fn cli(port: u16, args: &[&str]) -> String {
         .output()
         .expect("cannot run redis-cli");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The port of the master serving `slot`, as the node on `node` sees it.
+pub fn slot_owner(node: u16, slot: u16) -> Option<u16> {
+    let slots = cli(node, &["--json", "CLUSTER", "SLOTS"]);
+    let slots: Value = serde_json::from_str(&slots).ok()?;
+    slots.as_array()?.iter().find_map(|range| {
+        let (start, end) = (range[0].as_u64()?, range[1].as_u64()?);
+        (start..=end)
+            .contains(&u64::from(slot))
+            .then(|| range[2][1].as_u64().map(|p| p as u16))?
+    })
 }
 
 /// One node of a [`Cluster`].
@@ -146,17 +171,32 @@ impl Cluster {
     pub fn start() -> Cluster {
         let dir = TempDir::new("cluster");
         let mut nodes = Vec::new();
+        let mut taken: Vec<u16> = Vec::new();
+        let mut fresh_port = || loop {
+            let p = free_port();
+            if !taken.contains(&p) {
+                taken.push(p);
+                return p;
+            }
+        };
         for _ in 0..6 {
-            let (port, bus) = (free_port(), free_port());
+            let (port, bus) = (fresh_port(), fresh_port());
             let child = Command::new(redis_server())
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
                 .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
                 .arg("--cluster-config-file")
                 .arg(dir.path().join(format!("nodes-{port}.conf")))
                 .arg("--dir")
                 .arg(dir.path())
                 .args(["--save", "", "--appendonly", "no"])
+                .arg("--logfile")
+                .arg(dir.path().join(format!("{port}.log")))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -168,9 +208,14 @@ impl Cluster {
         }
         let cluster = Cluster { nodes, dir };
         for node in &cluster.nodes {
-            wait_until(Duration::from_secs(10), "cluster nodes to start", || {
-                pings(node.port)
-            });
+            let log = cluster.dir.path().join(format!("{}.log", node.port));
+            let what = format!("cluster node {} to start", node.port);
+            wait_until_or(
+                Duration::from_secs(10),
+                &what,
+                || pings(node.port),
+                || std::fs::read_to_string(&log).unwrap_or_default(),
+            );
         }
         let addrs: Vec<String> = cluster
             .nodes
@@ -193,16 +238,21 @@ impl Cluster {
     }
 
     /// Waits until every live node says `cluster_state:ok`, there are 3
-    /// masters, and every replica's link to its master is up (so that a
-    /// failover can promote it).
+    /// masters, and every other live node is a replica whose link to its
+    /// master is up (so that a failover can promote it).
     pub fn wait_healthy(&self, limit: Duration) {
         wait_until(limit, "a healthy cluster", || {
-            self.live().all(|n| cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            let live = self.live().count();
+            self.live()
+                .all(|n| cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
                 && self.masters().len() == 3
-                && self.live().all(|n| {
-                    let info = cli(n.port, &["INFO", "replication"]);
-                    info.contains("role:master") || info.contains("master_link_status:up")
-                })
+                && self
+                    .live()
+                    .filter(|n| {
+                        cli(n.port, &["INFO", "replication"]).contains("master_link_status:up")
+                    })
+                    .count()
+                    == live - 3
         });
     }
 
@@ -238,21 +288,46 @@ impl Cluster {
     /// The port of the master serving `key`, asked directly of the nodes.
     pub fn master_of(&self, key: &str) -> u16 {
         let node = self.live().next().expect("no live node").port;
-        let slot: u16 = cli(node, &["CLUSTER", "KEYSLOT", key]).trim().parse().unwrap();
+        let slot: u16 = cli(node, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .unwrap();
         self.master_of_slot(slot)
     }
 
     pub fn master_of_slot(&self, slot: u16) -> u16 {
-        let node = self.live().next().expect("no live node").port;
-        let slots = cli(node, &["--json", "CLUSTER", "SLOTS"]);
-        let slots: Value = serde_json::from_str(&slots).expect("CLUSTER SLOTS as JSON");
-        for range in slots.as_array().unwrap() {
-            let (start, end) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
-            if (start..=end).contains(&u64::from(slot)) {
-                return range[2][1].as_u64().unwrap() as u16;
-            }
-        }
-        panic!("no master serves slot {slot}");
+        slot_owner(self.live().next().expect("no live node").port, slot)
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+
+    /// Waits until every replica of the master on `port` has everything the
+    /// master had when called (what `WAIT` does, seen from outside: `WAIT`
+    /// only counts the calling connection's own writes).
+    pub fn wait_replicated(&self, port: u16) {
+        let info = cli(port, &["INFO", "replication"]);
+        let field = |info: &str, name: &str| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let target = field(&info, "master_repl_offset:");
+        wait_until(Duration::from_secs(10), "replicas to catch up", || {
+            let info = cli(port, &["INFO", "replication"]);
+            let offsets: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| {
+                    l.split(',')
+                        .find_map(|f| f.strip_prefix("offset=")?.parse().ok())
+                })
+                .collect();
+            !offsets.is_empty() && offsets.iter().all(|&o| o >= target)
+        });
+    }
+
+    /// The log of the node on `port`.
+    pub fn log(&self, port: u16) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{port}.log"))).unwrap_or_default()
     }
 
     /// The node id of the node on `port`.
