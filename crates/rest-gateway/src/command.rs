@@ -346,6 +346,75 @@ mod tests {
         assert_eq!(owned(&cmd), ["get", "k"]);
     }
 
+    /// The read-only list is exactly what the Redis here flags `readonly`
+    /// (plus PING and ECHO): a real `redis-server`, asked with `COMMAND`.
+    #[test]
+    fn read_only_list_is_redis_own() {
+        use std::process::{Command as Process, Stdio};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+            .to_string();
+        let mut server = Process::new("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let table = (0..500)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let out = Process::new("redis-cli")
+                    .args(["-p", &port, "--json", "COMMAND"])
+                    .output()
+                    .ok()?;
+                serde_json::from_slice::<serde_json::Value>(&out.stdout).ok()
+            })
+            .expect("COMMAND from redis-server");
+        let _ = server.kill();
+        let _ = server.wait();
+
+        // [name, arity, flags, first, last, step, acl, tips, key specs, subcommands]
+        fn collect(entry: &serde_json::Value, container: Option<&str>, out: &mut Vec<String>) {
+            let name = entry[0].as_str().unwrap().to_ascii_uppercase();
+            let subs = entry
+                .get(9)
+                .and_then(|s| s.as_array())
+                .filter(|s| !s.is_empty());
+            if let (Some(subs), None) = (subs, container) {
+                for sub in subs {
+                    collect(sub, Some(&name), out);
+                }
+                return;
+            }
+            let flags = entry[2].as_array().unwrap();
+            if flags.iter().any(|f| f == "readonly") {
+                out.push(name.replace('|', " "));
+            }
+        }
+        let mut flagged = Vec::new();
+        for entry in table.as_array().unwrap() {
+            collect(entry, None, &mut flagged);
+        }
+        flagged.sort();
+        let mut ours: Vec<String> = READ_ONLY
+            .iter()
+            .filter(|n| !["PING", "ECHO"].contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        ours.sort();
+        assert_eq!(ours, flagged);
+    }
+
     #[test]
     fn read_only_commands() {
         let c = |s: &[&'static str]| -> Command<'static> {

@@ -47,7 +47,6 @@ mod upstream;
 pub use config::{Config, TlsFiles};
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,7 +89,6 @@ impl Server {
     /// most the configured drain timeout), and returns when the server is
     /// gone.
     pub async fn shutdown(mut self) {
-        self.state.draining.store(true, Ordering::Release);
         log::event(
             Level::Info,
             "draining",
@@ -162,7 +160,6 @@ pub async fn serve(config: Config) -> anyhow::Result<Server> {
         ),
         metrics,
         access_log: config.access_log,
-        draining: Default::default(),
     });
     let mut background = Vec::new();
     if config.token_file.is_some() && !config.token_file_poll.is_zero() {

@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,8 +50,6 @@ pub(crate) struct State {
     pub admission: Admission,
     pub metrics: Arc<Metrics>,
     pub access_log: bool,
-    /// Set when shutdown begins; `/healthz` then reports "draining".
-    pub draining: AtomicBool,
 }
 
 impl State {
@@ -366,12 +363,6 @@ async fn route(
 async fn healthz(state: &State, query: &[(Cow<'_, str>, Cow<'_, str>)]) -> HttpResponse {
     if query.iter().any(|(k, _)| k == "live") {
         return json(StatusCode::OK, &json!({"status": "live"}));
-    }
-    if state.draining.load(Ordering::Acquire) {
-        return json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "draining"}),
-        );
     }
     let health = state.upstream.health().await;
     let mut body = health.detail;

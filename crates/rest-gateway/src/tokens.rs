@@ -192,6 +192,12 @@ impl Tokens {
         let mut entries: Vec<Entry> = self.cli.iter().cloned().collect();
         if let Some(path) = &self.file {
             let before = stamp(path).map_err(|e| format!("cannot read the token file: {e}"))?;
+            // Remembered even if this version is bad, so that it is not
+            // retried (and reported) at every poll, only once it changes.
+            *self
+                .stamp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(before);
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the token file: {e}"))?;
             let from_file = parse(&text).map_err(|e| format!("bad token file: {e}"))?;
@@ -201,10 +207,6 @@ impl Tokens {
                 }
             }
             entries.extend(from_file);
-            *self
-                .stamp
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(before);
         }
         let n = entries.len();
         *self

@@ -87,6 +87,26 @@ impl Redis {
         redis
     }
 
+    /// A `redis-server` with more settings (a password, TLS, ACL users),
+    /// started in `dir`; ready once it accepts connections.
+    pub fn start_with(port: u16, args: &[&str], dir: &Path) -> Redis {
+        let child = Command::new(redis_server())
+            .current_dir(dir)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+        let redis = Redis { child, port };
+        wait_until(
+            Duration::from_secs(10),
+            &format!("redis-server on {port}"),
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        redis
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
