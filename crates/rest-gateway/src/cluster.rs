@@ -355,18 +355,19 @@ impl Cluster {
         lock(&self.links).retain(|addr, _| t.masters().contains(addr) || self.seeds.contains(addr));
     }
 
-    /// Applies a MOVED reply to the map, and has the whole map read again
-    /// in the background (a reshard usually moves many slots).
-    fn moved(self: &Arc<Self>, slot: u16, to: &str) {
-        {
-            let mut current = self
-                .topology
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            if current.master_of(slot) != Some(to) {
-                *current = Arc::new(current.with_moved(slot, to));
-            }
+    /// Applies a MOVED reply to the map. The caller then has the whole map
+    /// read again ([`Cluster::refresh_soon`]): a reshard usually moves many
+    /// slots.
+    fn moved(&self, slot: u16, to: &str) {
+        self.metrics.event(Event::Moved);
+        let mut current = self.topology.write().unwrap_or_else(PoisonError::into_inner);
+        if current.master_of(slot) != Some(to) {
+            *current = Arc::new(current.with_moved(slot, to));
         }
+    }
+
+    /// Reads the map again in the background.
+    fn refresh_soon(self: &Arc<Self>) {
         let this = self.clone();
         tokio::spawn(async move {
             let _ = this.refresh(false).await;
@@ -507,6 +508,7 @@ impl Cluster {
 
             let mut next: Vec<usize> = Vec::new();
             let mut try_again = false;
+            let mut moved = false;
             let mut unreachable: Vec<(String, Vec<usize>, Unavailable)> = Vec::new();
             for ((addr, ps), result) in groups.into_iter().zip(results) {
                 let replies = match result {
@@ -526,8 +528,8 @@ impl Cluster {
                     let piece = &mut pieces[p];
                     match redirect(&reply, &addr) {
                         Some(Redirect::Moved(slot, to)) => {
-                            self.metrics.event(Event::Moved);
                             self.moved(slot, &to);
+                            moved = true;
                             piece.to = To::Node(to);
                             piece.asking = false;
                             next.push(p);
@@ -547,6 +549,9 @@ impl Cluster {
                 }
             }
 
+            if moved {
+                self.refresh_soon();
+            }
             // Nodes that could not be reached got nothing: read the map again
             // and re-send what another master now serves.
             if !unreachable.is_empty() {
@@ -620,8 +625,8 @@ impl Cluster {
                 Ok(replies) => match replies.iter().find_map(|r| redirect(r, &addr)) {
                     // Refused at queue time or at EXEC: nothing ran.
                     Some(Redirect::Moved(s, to)) => {
-                        self.metrics.event(Event::Moved);
                         self.moved(s, &to);
+                        self.refresh_soon();
                         target = Some(to);
                     }
                     Some(_) => return Err(TxError::Busy(

@@ -7,7 +7,7 @@
 //! # scope     sha256 of the token (hex)                                         name
 //! read-write  5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8  app
 //! read-only   a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3  dashboard
-//! metrics     b3a8e0e1f9ab1bfe3a36f231f676f78bb30a519d2b21e6c530c0eee8ebb4a5d0  prometheus
+//! metrics     6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b  prometheus
 //! ```
 //!
 //! The name is optional and is what logs show. The file is read again on
