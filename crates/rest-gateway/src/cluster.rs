@@ -360,7 +360,10 @@ impl Cluster {
     /// slots.
     fn moved(&self, slot: u16, to: &str) {
         self.metrics.event(Event::Moved);
-        let mut current = self.topology.write().unwrap_or_else(PoisonError::into_inner);
+        let mut current = self
+            .topology
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if current.master_of(slot) != Some(to) {
             *current = Arc::new(current.with_moved(slot, to));
         }

@@ -301,7 +301,14 @@ impl Metrics {
             let _ = writeln!(out, "spindle_gateway_tokens{{scope=\"{scope}\"}} {n}");
         }
 
-        let counters: [(&str, &str, &str, &[(&str, Event)]); 4] = [
+        /// A counter family: name, help, label key, and (label value, event) pairs.
+        type Family = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static [(&'static str, Event)],
+        );
+        let counters: [Family; 4] = [
             (
                 "cluster_redirects_total",
                 "MOVED and ASK replies followed.",

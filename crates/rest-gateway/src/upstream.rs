@@ -78,7 +78,7 @@ pub(crate) fn connection_info(url: &str) -> anyhow::Result<ConnectionInfo> {
 }
 
 enum Kind {
-    Single(Link),
+    Single(Box<Link>),
     Cluster(Arc<Cluster>),
 }
 
@@ -125,12 +125,12 @@ impl Upstream {
             let client = connector
                 .client(info)
                 .map_err(|e| anyhow::anyhow!("invalid Redis settings: {e}"))?;
-            Kind::Single(Link::new(
+            Kind::Single(Box::new(Link::new(
                 client,
                 config.redis_timeout,
                 scripts.clone(),
                 metrics,
-            ))
+            )))
         };
         Ok(Upstream {
             kind,
