@@ -118,18 +118,49 @@ start_redis() {
   redis_host="127.0.0.1:$redis_port"
 }
 
-# spindle-rest-gateway in front of $redis_url, on a free port; sets
-# gateway_url, gateway_host, gateway_token, gateway_pid. Extra arguments go
-# to the gateway.
+# spindle-rest-gateway on a free port, in front of $redis_url, or of what
+# the arguments say (e.g. --cluster --redis SEED…); sets gateway_url,
+# gateway_host, gateway_token, gateway_pid. Its JSON log: $workdir/gateway.log.
 start_gateway() {
   gateway_token="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
-  local port
+  local port args=("$@")
+  [ ${#args[@]} -gt 0 ] || args=(--redis "$redis_url")
   port="$(free_port)"
-  SPINDLE_REST_TOKEN="$gateway_token" spawn gateway "$gateway_bin" --listen "127.0.0.1:$port" --redis "$redis_url" "$@"
+  SPINDLE_REST_TOKEN="$gateway_token" spawn gateway "$gateway_bin" --listen "127.0.0.1:$port" "${args[@]}"
   gateway_pid=$last_pid
   wait_port "$port" "$gateway_pid" gateway
   gateway_url="http://127.0.0.1:$port"
   gateway_host="127.0.0.1:$port"
+}
+
+# A 3-master, 3-replica Redis Cluster on loopback: six cluster-enabled
+# redis-servers joined by redis-cli, ready when every node says
+# cluster_state:ok. Sets cluster_ports and cluster_seeds (--redis flags for
+# the gateway).
+start_cluster() {
+  local port bus i
+  cluster_ports=()
+  for i in 1 2 3 4 5 6; do
+    port="$(free_port)"
+    bus="$(free_port)"
+    spawn "cluster-$port" "$redis_bin" --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$bus" \
+      --cluster-config-file "$workdir/nodes-$port.conf" --cluster-node-timeout 1000 \
+      --save "" --appendonly no --dir "$workdir"
+    wait_port "$port" "$last_pid" "cluster node $i"
+    cluster_ports+=("$port")
+  done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") \
+    --cluster-replicas 1 --cluster-yes >"$workdir/cluster-create.log"
+  for port in "${cluster_ports[@]}"; do
+    for _ in $(seq 1 300); do
+      redis-cli -p "$port" CLUSTER INFO | grep -q '^cluster_state:ok' && break
+      sleep 0.1
+    done
+    redis-cli -p "$port" CLUSTER INFO | grep -q '^cluster_state:ok' ||
+      { echo "cluster node $port is not ok" >&2; return 1; }
+  done
+  cluster_seeds=()
+  for port in "${cluster_ports[@]:0:2}"; do cluster_seeds+=(--redis "redis://127.0.0.1:$port"); done
 }
 
 # The variables that point the HTTP app at Redis: over TCP (the default) or,

@@ -191,6 +191,67 @@ pub(crate) fn is_script(cmd: &[Cow<'_, [u8]>]) -> bool {
     })
 }
 
+/// The commands a read-only token may run: exactly those Redis 7.0 flags
+/// `readonly` in `COMMAND INFO` (subcommands as `OBJECT ENCODING`), plus
+/// PING and ECHO, which touch no data. A static list, so that what a token
+/// may do does not change with the server behind the gateway; a command
+/// newer than the list is refused (fail closed). The test
+/// `read_only_list_is_redis_own` checks it against the live server's flags.
+/// EVAL, EVALSHA and FCALL are absent (their scripts may write); their
+/// `_RO` forms, which Redis runs read-only, are present.
+#[rustfmt::skip]
+pub(crate) const READ_ONLY: &[&str] = &[
+    "BITCOUNT", "BITFIELD_RO", "BITPOS", "DBSIZE", "DUMP", "EVALSHA_RO", "EVAL_RO", "EXISTS",
+    "EXPIRETIME", "FCALL_RO", "GEODIST", "GEOHASH", "GEOPOS", "GEORADIUSBYMEMBER_RO",
+    "GEORADIUS_RO", "GEOSEARCH", "GET", "GETBIT", "GETRANGE", "HEXISTS", "HGET", "HGETALL",
+    "HKEYS", "HLEN", "HMGET", "HRANDFIELD", "HSCAN", "HSTRLEN", "HVALS", "KEYS", "LCS", "LINDEX",
+    "LLEN", "LOLWUT", "LPOS", "LRANGE", "MEMORY USAGE", "MGET", "OBJECT ENCODING", "OBJECT FREQ",
+    "OBJECT IDLETIME", "OBJECT REFCOUNT", "PEXPIRETIME", "PFCOUNT", "PTTL", "RANDOMKEY", "SCAN",
+    "SCARD", "SDIFF", "SINTER", "SINTERCARD", "SISMEMBER", "SMEMBERS", "SMISMEMBER", "SORT_RO",
+    "SRANDMEMBER", "SSCAN", "STRLEN", "SUBSTR", "SUNION", "TOUCH", "TTL", "TYPE",
+    "XINFO CONSUMERS", "XINFO GROUPS", "XINFO STREAM", "XLEN", "XPENDING", "XRANGE", "XREAD",
+    "XREVRANGE", "ZCARD", "ZCOUNT", "ZDIFF", "ZINTER", "ZINTERCARD", "ZLEXCOUNT", "ZMSCORE",
+    "ZRANDMEMBER", "ZRANGE", "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK", "ZREVRANGE",
+    "ZREVRANGEBYLEX", "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCAN", "ZSCORE", "ZUNION",
+    // Not flagged readonly by Redis, but read nothing and write nothing.
+    "PING", "ECHO",
+];
+
+/// Whether a read-only token may run `cmd` (see [`READ_ONLY`]).
+pub(crate) fn is_read_only(cmd: &[Cow<'_, [u8]>]) -> bool {
+    let Some(name) = cmd.first() else {
+        return false;
+    };
+    let sub = cmd.get(1).map(|s| s.as_ref()).unwrap_or_default();
+    READ_ONLY.iter().any(|entry| match entry.split_once(' ') {
+        Some((container, subcommand)) => {
+            container.as_bytes().eq_ignore_ascii_case(name)
+                && subcommand.as_bytes().eq_ignore_ascii_case(sub)
+        }
+        None => entry.as_bytes().eq_ignore_ascii_case(name),
+    })
+}
+
+/// The command's name as shown in error messages: `SET`, `OBJECT ENCODING`.
+pub(crate) fn shown_name(cmd: &[Cow<'_, [u8]>]) -> String {
+    let name = cmd
+        .first()
+        .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
+        .unwrap_or_default();
+    let container = [
+        "OBJECT", "MEMORY", "XINFO", "SCRIPT", "CONFIG", "CLIENT", "FUNCTION", "XGROUP",
+    ];
+    match cmd.get(1) {
+        Some(sub) if container.contains(&name.as_str()) => {
+            format!(
+                "{name} {}",
+                String::from_utf8_lossy(sub).to_ascii_uppercase()
+            )
+        }
+        _ => name,
+    }
+}
+
 /// Refuses commands that cannot run over the gateway, with an error that
 /// names the command. Names are compared case-insensitively, as Redis does.
 pub(crate) fn check_supported(cmd: &[Cow<'_, [u8]>]) -> Result<(), String> {
@@ -283,6 +344,105 @@ mod tests {
         assert_eq!(owned(&cmd), ["set", "a/b", "v a l", "EX", "100", "NX"]);
         let cmd = parse_path("/get/k", &[], Some(b""));
         assert_eq!(owned(&cmd), ["get", "k"]);
+    }
+
+    /// The read-only list is exactly what the Redis here flags `readonly`
+    /// (plus PING and ECHO): a real `redis-server`, asked with `COMMAND`.
+    #[test]
+    fn read_only_list_is_redis_own() {
+        use std::process::{Command as Process, Stdio};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+            .to_string();
+        let mut server = Process::new("redis-server")
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let table = (0..500)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let out = Process::new("redis-cli")
+                    .args(["-p", &port, "--json", "COMMAND"])
+                    .output()
+                    .ok()?;
+                serde_json::from_slice::<serde_json::Value>(&out.stdout).ok()
+            })
+            .expect("COMMAND from redis-server");
+        let _ = server.kill();
+        let _ = server.wait();
+
+        // [name, arity, flags, first, last, step, acl, tips, key specs, subcommands]
+        fn collect(entry: &serde_json::Value, container: Option<&str>, out: &mut Vec<String>) {
+            let name = entry[0].as_str().unwrap().to_ascii_uppercase();
+            let subs = entry
+                .get(9)
+                .and_then(|s| s.as_array())
+                .filter(|s| !s.is_empty());
+            if let (Some(subs), None) = (subs, container) {
+                for sub in subs {
+                    collect(sub, Some(&name), out);
+                }
+                return;
+            }
+            let flags = entry[2].as_array().unwrap();
+            if flags.iter().any(|f| f == "readonly") {
+                out.push(name.replace('|', " "));
+            }
+        }
+        let mut flagged = Vec::new();
+        for entry in table.as_array().unwrap() {
+            collect(entry, None, &mut flagged);
+        }
+        flagged.sort();
+        let mut ours: Vec<String> = READ_ONLY
+            .iter()
+            .filter(|n| !["PING", "ECHO"].contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        ours.sort();
+        assert_eq!(ours, flagged);
+    }
+
+    #[test]
+    fn read_only_commands() {
+        let c = |s: &[&'static str]| -> Command<'static> {
+            s.iter().map(|a| Cow::Borrowed(a.as_bytes())).collect()
+        };
+        assert!(is_read_only(&c(&["get", "k"])));
+        assert!(is_read_only(&c(&["Object", "encoding", "k"])));
+        assert!(is_read_only(&c(&["EVALSHA_RO", "x", "0"])));
+        assert!(is_read_only(&c(&["PING"])));
+        assert!(!is_read_only(&c(&["OBJECT", "HELP"])));
+        assert!(!is_read_only(&c(&["SET", "k", "v"])));
+        assert!(!is_read_only(&c(&["EVAL", "return 1", "0"])));
+        assert!(!is_read_only(&c(&["EVALSHA", "x", "0"])));
+        assert!(!is_read_only(&c(&["FCALL", "f", "0"])));
+        assert!(!is_read_only(&c(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "STREAMS",
+            "s",
+            ">"
+        ])));
+        assert_eq!(
+            shown_name(&c(&["object", "encoding", "k"])),
+            "OBJECT ENCODING"
+        );
+        assert_eq!(shown_name(&c(&["set", "k", "v"])), "SET");
     }
 
     #[test]

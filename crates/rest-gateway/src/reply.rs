@@ -36,6 +36,17 @@ pub(crate) fn error_text(value: &Value) -> Option<String> {
     }
 }
 
+/// An error reply with this text, as if Redis had sent it (for answers the
+/// gateway makes up: a cluster node that answered oddly, …).
+pub(crate) fn error_value(text: &str) -> Value {
+    let line: String = text
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect();
+    // "-<text>\r\n" is always a well-formed error reply.
+    redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap_or(Value::Nil)
+}
+
 /// A reply value, serialised as Upstash's `result` field.
 pub(crate) struct Encoded<'a> {
     pub value: &'a Value,
@@ -173,6 +184,12 @@ mod tests {
             "{\"result\":\"\u{fffd}\\u0000a\"}"
         );
         assert_eq!(json(&v, Encoding::Base64), r#"{"result":"/wBh"}"#);
+    }
+
+    #[test]
+    fn made_up_errors_read_like_redis_ones() {
+        let v = error_value("CLUSTERDOWN no master\r\nserves it");
+        assert_eq!(error_text(&v).unwrap(), "CLUSTERDOWN no master  serves it");
     }
 
     #[test]

@@ -1,34 +1,55 @@
-//! The HTTP side: routing, auth, body limits, and the three endpoints.
+//! The HTTP side: routing, auth and scopes, body limits, admission, the
+//! three Upstash endpoints, and `/healthz` and `/metrics`.
 //!
-//! Every failure is a `Failure` that carries its status code, so handlers
-//! use `?` and the mapping to `{"error": ...}` lives in one place.
+//! Every failure is a `Failure` that carries its status code and error
+//! class, so handlers use `?` and the mapping to `{"error": ...}`, to
+//! `Retry-After` and to the metrics lives in one place.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{HeaderMap, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderMap, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use redis::Value;
 use serde::Serialize;
-use subtle::{Choice, ConstantTimeEq};
+use serde_json::json;
 
+use crate::admission::{Admission, Rejected};
 use crate::command::{self, Command};
-use crate::link::{Link, Unavailable};
+use crate::link::Unavailable;
+use crate::log::{self, Level, Throttle};
+use crate::metrics::{self, ErrorClass, Gauges, Metrics};
 use crate::reply::{error_text, Encoding, Outcome};
+use crate::tokens::{Identity, Scope, Tokens};
+use crate::upstream::{Answer, TxError, Upstream};
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
+/// How long a client may take to send its request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// What `Retry-After` says on a 503, in seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
+static UNAVAILABLE_LOG: Throttle = Throttle::new(Duration::from_secs(1));
+static SATURATED_LOG: Throttle = Throttle::new(Duration::from_secs(1));
+
 /// What every request handler can see.
 pub(crate) struct State {
-    pub token: Vec<u8>,
+    pub tokens: Tokens,
     pub max_body_bytes: usize,
     pub redis_timeout: Duration,
     pub command_timeout: Duration,
-    pub link: Link,
+    pub upstream: Upstream,
+    pub admission: Admission,
+    pub metrics: Arc<Metrics>,
+    pub access_log: bool,
 }
 
 impl State {
@@ -46,34 +67,49 @@ impl State {
 /// A request that ends in an error answer.
 struct Failure {
     status: StatusCode,
+    class: ErrorClass,
     message: Cow<'static, str>,
     /// Set on 405, for the `Allow` header.
     allow: Option<&'static str>,
 }
 
 impl Failure {
-    fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+    fn new(status: StatusCode, class: ErrorClass, message: impl Into<Cow<'static, str>>) -> Self {
         Failure {
             status,
+            class,
             message: message.into(),
             allow: None,
         }
     }
     fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorClass::BadRequest, message)
+    }
+    fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorClass::Forbidden, message)
+    }
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorClass::Unauthorized,
+            "Unauthorized",
+        )
     }
     fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorClass::BadRequest,
             format!("ERR request body exceeds the limit of {limit} bytes"),
         )
     }
     fn into_response(self) -> HttpResponse {
         let mut response = json(self.status, &Outcome::Refused(self.message));
+        let headers = response.headers_mut();
         if let Some(allow) = self.allow {
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allow));
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         response
     }
@@ -81,7 +117,54 @@ impl Failure {
 
 impl From<Unavailable> for Failure {
     fn from(err: Unavailable) -> Self {
-        Failure::new(StatusCode::SERVICE_UNAVAILABLE, err.0)
+        let class = if err.timed_out {
+            ErrorClass::Timeout
+        } else {
+            ErrorClass::Unavailable
+        };
+        if let Some(held_back) = UNAVAILABLE_LOG.admit() {
+            log::event(
+                Level::Warn,
+                "Redis unavailable",
+                json!({"error": err.message, "similar_since_last": held_back}),
+            );
+        }
+        Failure::new(StatusCode::SERVICE_UNAVAILABLE, class, err.message)
+    }
+}
+
+impl From<TxError> for Failure {
+    fn from(err: TxError) -> Self {
+        match err {
+            TxError::Unavailable(err) => err.into(),
+            TxError::Refused(message) => Failure::bad_request(message),
+            TxError::Busy(message) => Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorClass::ClusterBusy,
+                message,
+            ),
+        }
+    }
+}
+
+impl From<Rejected> for Failure {
+    fn from(rejected: Rejected) -> Self {
+        let why = match rejected {
+            Rejected::QueueFull => {
+                "ERR the gateway is saturated: too many requests are waiting for Redis; retry"
+            }
+            Rejected::WaitedTooLong => {
+                "ERR the gateway is saturated: the request waited too long for Redis; retry"
+            }
+        };
+        if let Some(held_back) = SATURATED_LOG.admit() {
+            log::event(
+                Level::Warn,
+                "saturated",
+                json!({"reason": why, "similar_since_last": held_back}),
+            );
+        }
+        Failure::new(StatusCode::SERVICE_UNAVAILABLE, ErrorClass::Saturated, why)
     }
 }
 
@@ -105,16 +188,44 @@ fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
 
 /// The entry point hyper calls for every request.
 pub(crate) async fn handle(
-    state: std::sync::Arc<State>,
+    state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
-    Ok(match route(&state, req).await {
+    let started = Instant::now();
+    let endpoint = Endpoint::of(req.uri().path());
+    let method = req.method().clone();
+    let mut who: Option<Identity> = None;
+    let response = match route(&state, req, endpoint.as_ref(), &mut who).await {
         Ok(response) => response,
-        Err(failure) => failure.into_response(),
-    })
+        Err(failure) => {
+            state.metrics.error(failure.class);
+            failure.into_response()
+        }
+    };
+    let route = endpoint.map_or(metrics::Route::Unknown, |e| e.label());
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(route, response.status().as_u16(), elapsed);
+    if state.access_log {
+        // The route, never the path: the path form carries keys and values.
+        log::event(
+            Level::Info,
+            "request",
+            json!({
+                "method": method.as_str(),
+                "route": route.label(),
+                "status": response.status().as_u16(),
+                "ms": elapsed.as_secs_f64() * 1000.0,
+                "token": who.as_ref().map(|w| &*w.name),
+            }),
+        );
+    }
+    Ok(response)
 }
 
 /// Where a path leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     /// `POST /` with `["CMD", args...]`.
     Single,
@@ -122,6 +233,8 @@ enum Endpoint {
     MultiExec,
     /// `/cmd/arg/...`
     Path,
+    Healthz,
+    Metrics,
 }
 
 impl Endpoint {
@@ -130,6 +243,8 @@ impl Endpoint {
             "/" => return Some(Endpoint::Single),
             "/pipeline" | "/pipeline/" => return Some(Endpoint::Pipeline),
             "/multi-exec" | "/multi-exec/" => return Some(Endpoint::MultiExec),
+            "/healthz" => return Some(Endpoint::Healthz),
+            "/metrics" => return Some(Endpoint::Metrics),
             _ => {}
         }
         let first = path.strip_prefix('/')?.split('/').next().unwrap_or("");
@@ -144,12 +259,24 @@ impl Endpoint {
         plausible.then_some(Endpoint::Path)
     }
 
+    fn label(self) -> metrics::Route {
+        match self {
+            Endpoint::Single => metrics::Route::Command,
+            Endpoint::Pipeline => metrics::Route::Pipeline,
+            Endpoint::MultiExec => metrics::Route::MultiExec,
+            Endpoint::Path => metrics::Route::Path,
+            Endpoint::Healthz => metrics::Route::Healthz,
+            Endpoint::Metrics => metrics::Route::Metrics,
+        }
+    }
+
     fn allows(&self, method: &Method) -> Result<(), Failure> {
         let (ok, allow) = match self {
             Endpoint::Path => (
                 *method == Method::GET || *method == Method::POST || *method == Method::PUT,
                 "GET, POST, PUT",
             ),
+            Endpoint::Healthz | Endpoint::Metrics => (*method == Method::GET, "GET"),
             _ => (
                 *method == Method::POST || *method == Method::PUT,
                 "POST, PUT",
@@ -160,30 +287,50 @@ impl Endpoint {
         }
         Err(Failure {
             status: StatusCode::METHOD_NOT_ALLOWED,
+            class: ErrorClass::BadRequest,
             message: format!("ERR method {method} is not allowed here").into(),
             allow: Some(allow),
         })
     }
 }
 
-async fn route(state: &State, req: Request<Incoming>) -> Result<HttpResponse, Failure> {
+async fn route(
+    state: &State,
+    req: Request<Incoming>,
+    endpoint: Option<&Endpoint>,
+    who: &mut Option<Identity>,
+) -> Result<HttpResponse, Failure> {
     let (parts, body) = req.into_parts();
     let query: Vec<(Cow<str>, Cow<str>)> = parts
         .uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
         .unwrap_or_default();
-    authorize(state, &parts.headers, &query)?;
+    // Probes carry no token.
+    if endpoint == Some(&Endpoint::Healthz) {
+        Endpoint::Healthz.allows(&parts.method)?;
+        return Ok(healthz(state, &query).await);
+    }
+    let identity = authorize(state, &parts.headers, &query)?;
+    let scope = identity.scope;
+    *who = Some(identity);
     let encoding = encoding(&parts.headers)?;
 
     let path = parts.uri.path();
-    let endpoint = Endpoint::of(path).ok_or_else(|| {
+    let endpoint = *endpoint.ok_or_else(|| {
         Failure::new(
             StatusCode::NOT_FOUND,
+            ErrorClass::BadRequest,
             format!("ERR no such endpoint: {path}"),
         )
     })?;
     endpoint.allows(&parts.method)?;
+    if endpoint == Endpoint::Metrics {
+        return Ok(metrics_text(state));
+    }
+    if scope == Scope::Metrics {
+        return Err(Failure::forbidden("ERR this token may only read /metrics"));
+    }
     let body = if parts.method == Method::GET {
         Bytes::new()
     } else {
@@ -193,21 +340,56 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<HttpResponse, Fa
     match endpoint {
         Endpoint::Single => {
             let cmd = command::parse_command(&body).map_err(Failure::bad_request)?;
-            single(state, &cmd, encoding).await
+            single(state, &cmd, scope, encoding).await
         }
         Endpoint::Path => {
             let cmd = command::parse_path(path, &query, Some(&body));
-            single(state, &cmd, encoding).await
+            single(state, &cmd, scope, encoding).await
         }
         Endpoint::Pipeline => {
             let batch = command::parse_batch(&body).map_err(Failure::bad_request)?;
-            pipeline(state, &batch, encoding).await
+            pipeline(state, &batch, scope, encoding).await
         }
         Endpoint::MultiExec => {
             let batch = command::parse_batch(&body).map_err(Failure::bad_request)?;
-            multi_exec(state, &batch, encoding).await
+            multi_exec(state, &batch, scope, encoding).await
         }
+        Endpoint::Healthz | Endpoint::Metrics => unreachable!("answered above"),
     }
+}
+
+/// `GET /healthz`: 200 when Redis answers (on a cluster: some master
+/// does), else 503; `GET /healthz?live` only says the process serves.
+async fn healthz(state: &State, query: &[(Cow<'_, str>, Cow<'_, str>)]) -> HttpResponse {
+    if query.iter().any(|(k, _)| k == "live") {
+        return json(StatusCode::OK, &json!({"status": "live"}));
+    }
+    let health = state.upstream.health().await;
+    let mut body = health.detail;
+    body["status"] = if health.ok { "ok" } else { "unavailable" }.into();
+    let status = if health.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &body)
+}
+
+fn metrics_text(state: &State) -> HttpResponse {
+    let text = state.metrics.render(&Gauges {
+        in_flight: state.admission.in_flight(),
+        max_in_flight: state.admission.max_in_flight(),
+        queued: state.admission.waiting(),
+        max_queue: state.admission.max_queue(),
+        tokens: state.tokens.counts(),
+        cluster: state.upstream.cluster().map(|c| c.gauges()),
+    });
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// Accepts `Authorization: Bearer <token>` or, as Upstash does, `?_token=`.
@@ -215,7 +397,7 @@ fn authorize(
     state: &State,
     headers: &HeaderMap,
     query: &[(Cow<str>, Cow<str>)],
-) -> Result<(), Failure> {
+) -> Result<Identity, Failure> {
     let from_header = headers.get(AUTHORIZATION).and_then(|v| {
         let v = v.as_bytes();
         let scheme = v.get(..7)?;
@@ -229,22 +411,10 @@ fn authorize(
             .find(|(k, _)| k.as_ref() == "_token")
             .map(|(_, v)| v.as_bytes())
     };
-    match from_header.or_else(from_query) {
-        Some(given) if tokens_match(&state.token, given) => Ok(()),
-        _ => Err(Failure::new(StatusCode::UNAUTHORIZED, "Unauthorized")),
-    }
-}
-
-/// Compares in time that depends only on the expected token's length, so
-/// neither the position of the first wrong byte nor the token's length leaks.
-fn tokens_match(expected: &[u8], given: &[u8]) -> bool {
-    let mut equal: Choice = (expected.len() as u64).ct_eq(&(given.len() as u64));
-    for (i, e) in expected.iter().enumerate() {
-        // Past the end of `given`, compare against a byte that cannot match.
-        let g = given.get(i).copied().unwrap_or(!*e);
-        equal &= e.ct_eq(&g);
-    }
-    equal.into()
+    from_header
+        .or_else(from_query)
+        .and_then(|given| state.tokens.check(given))
+        .ok_or_else(Failure::unauthorized)
 }
 
 /// Reads `Upstash-Encoding`; rejects a response format other than JSON
@@ -264,8 +434,21 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Failure> {
 }
 
 /// Reads the whole body, refusing it (413) as soon as it is known to exceed
-/// `limit`: up front from Content-Length, else while it streams in.
-async fn read_body(
+/// `limit`: up front from Content-Length, else while it streams in; and
+/// giving up (408) on a client that does not finish sending it in time.
+async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, Failure> {
+    tokio::time::timeout(BODY_TIMEOUT, read_body_within(body, headers, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorClass::BadRequest,
+                "ERR the request body did not arrive in time",
+            ))
+        })
+}
+
+async fn read_body_within(
     mut body: Incoming,
     headers: &HeaderMap,
     limit: usize,
@@ -322,83 +505,167 @@ async fn drain(mut body: Incoming) {
     .await;
 }
 
-fn to_redis(cmd: &Command<'_>) -> redis::Cmd {
-    let mut out = redis::Cmd::new();
-    for arg in cmd {
-        out.arg(arg.as_ref());
+/// Why this command may not run for this token, or through this gateway.
+fn refusal(state: &State, cmd: &Command<'_>, scope: Scope) -> Option<(ErrorClass, String)> {
+    if let Err(err) = command::check_supported(cmd) {
+        return Some((ErrorClass::BadRequest, err));
     }
-    out
+    if let Some(err) = state.upstream.refusal(cmd) {
+        return Some((ErrorClass::BadRequest, err));
+    }
+    if scope == Scope::ReadOnly && !command::is_read_only(cmd) {
+        let err = format!(
+            "NOPERM this token is read-only, and '{}' is not a read command",
+            command::shown_name(cmd)
+        );
+        return Some((ErrorClass::Forbidden, err));
+    }
+    None
+}
+
+fn refused(class: ErrorClass, message: String) -> Failure {
+    match class {
+        ErrorClass::Forbidden => Failure::forbidden(message),
+        _ => Failure::bad_request(message),
+    }
+}
+
+/// Error replies that mean "not now" rather than "not so": the cluster
+/// is failing over or moving a slot, Redis is loading or busy. A single
+/// command that gets one answers 503 with `Retry-After`.
+fn is_transient(value: &Value) -> bool {
+    match value {
+        Value::ServerError(err) => matches!(
+            err.code(),
+            "CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN" | "LOADING" | "BUSY"
+        ),
+        _ => false,
+    }
 }
 
 async fn single(
     state: &State,
     cmd: &Command<'_>,
+    scope: Scope,
     encoding: Encoding,
 ) -> Result<HttpResponse, Failure> {
-    command::check_supported(cmd).map_err(Failure::bad_request)?;
+    if let Some((class, err)) = refusal(state, cmd, scope) {
+        return Err(refused(class, err));
+    }
     let timeout = state.timeout_for(std::slice::from_ref(cmd));
-    let value = state.link.command(&to_redis(cmd), timeout).await?;
-    let status = match value {
-        Value::ServerError(_) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
+    let _turn = state.admission.admit().await?;
+    let mut answers = state.upstream.batch(&[cmd], timeout).await?;
+    let value = answers
+        .pop()
+        .unwrap_or_else(|| Err(Unavailable::new("Redis sent no reply")))?;
+    let status = if is_transient(&value) {
+        state.metrics.error(ErrorClass::ClusterBusy);
+        let mut response = json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &Outcome::Reply(&value, encoding),
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        return Ok(response);
+    } else if matches!(value, Value::ServerError(_)) {
+        state.metrics.error(ErrorClass::RedisError);
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
     };
     Ok(json(status, &Outcome::Reply(&value, encoding)))
 }
 
-/// Runs the batch as one Redis pipeline. A command the gateway refuses gets
-/// an error in its slot and is not sent; the others still run.
+/// Runs the batch as one pipeline (on a cluster, one per master). A
+/// command the gateway refuses gets an error in its slot and is not sent;
+/// the others still run. If Redis was unavailable for every command sent,
+/// the answer is a 503; if only for some (one master of a cluster down),
+/// their slots carry the error.
 async fn pipeline(
     state: &State,
     batch: &[Command<'_>],
+    scope: Scope,
     encoding: Encoding,
 ) -> Result<HttpResponse, Failure> {
-    let checks: Vec<Result<(), String>> =
-        batch.iter().map(|c| command::check_supported(c)).collect();
-    let mut pipe = redis::pipe();
-    for (cmd, check) in batch.iter().zip(&checks) {
-        if check.is_ok() {
-            pipe.add_command(to_redis(cmd));
-        }
-    }
-    let replies = if pipe.is_empty() {
+    let refusals: Vec<Option<String>> = batch
+        .iter()
+        .map(|cmd| {
+            refusal(state, cmd, scope).map(|(class, err)| {
+                state.metrics.error(class);
+                err
+            })
+        })
+        .collect();
+    let to_send: Vec<&Command<'_>> = batch
+        .iter()
+        .zip(&refusals)
+        .filter(|(_, r)| r.is_none())
+        .map(|(cmd, _)| cmd)
+        .collect();
+    let answers: Vec<Answer> = if to_send.is_empty() {
         Vec::new()
     } else {
-        state.link.pipeline(&pipe, state.timeout_for(batch)).await?
+        let _turn = state.admission.admit().await?;
+        let cmds: Vec<&[Cow<'_, [u8]>]> = to_send.iter().map(|c| c.as_slice()).collect();
+        state
+            .upstream
+            .batch(&cmds, state.timeout_for(batch))
+            .await?
     };
-    let mut replies = replies.iter();
-    let outcomes: Vec<Outcome> = checks
+    if let Some(Err(first)) = answers.first() {
+        if answers.iter().all(|a| a.is_err()) {
+            return Err(first.clone().into());
+        }
+    }
+    let mut answers = answers.iter();
+    let outcomes: Vec<Outcome> = refusals
         .iter()
-        .map(|check| match check {
-            Ok(()) => replies.next().map_or_else(
-                || Outcome::Refused("ERR Redis sent no reply for this command".into()),
-                |value| Outcome::Reply(value, encoding),
-            ),
-            Err(err) => Outcome::Refused(Cow::Borrowed(err.as_str())),
+        .map(|refusal| match refusal {
+            Some(err) => Outcome::Refused(Cow::Borrowed(err.as_str())),
+            None => match answers.next() {
+                Some(Ok(value)) => {
+                    if matches!(value, Value::ServerError(_)) {
+                        state.metrics.error(ErrorClass::RedisError);
+                    }
+                    Outcome::Reply(value, encoding)
+                }
+                Some(Err(err)) => {
+                    state.metrics.error(if err.timed_out {
+                        ErrorClass::Timeout
+                    } else {
+                        ErrorClass::Unavailable
+                    });
+                    Outcome::Refused(Cow::Borrowed(err.message.as_str()))
+                }
+                None => Outcome::Refused("ERR Redis sent no reply for this command".into()),
+            },
         })
         .collect();
     Ok(json(StatusCode::OK, &outcomes))
 }
 
-/// Runs the batch as MULTI … EXEC on a dedicated connection. A command the
-/// gateway refuses, or one Redis refuses to queue, discards the whole
-/// transaction (400 with a single error, as Upstash documents); errors
-/// raised while executing land in their slots, and the rest still ran.
+/// Runs the batch as one MULTI … EXEC. A command the gateway refuses, or
+/// one Redis refuses to queue, discards the whole transaction (400 with a
+/// single error, as Upstash documents); errors raised while executing land
+/// in their slots, and the rest still ran.
 async fn multi_exec(
     state: &State,
     batch: &[Command<'_>],
+    scope: Scope,
     encoding: Encoding,
 ) -> Result<HttpResponse, Failure> {
     for cmd in batch {
-        command::check_supported(cmd).map_err(Failure::bad_request)?;
+        if let Some((class, err)) = refusal(state, cmd, scope) {
+            return Err(refused(class, err));
+        }
     }
-    let mut pipe = redis::pipe();
-    pipe.add_command(redis::cmd("MULTI"));
-    for cmd in batch {
-        pipe.add_command(to_redis(cmd));
-    }
-    pipe.add_command(redis::cmd("EXEC"));
     let timeout = state.timeout_for(batch);
-    let replies = state.link.transaction(&pipe, timeout).await?;
+    let cmds: Vec<&[Cow<'_, [u8]>]> = batch.iter().map(|c| c.as_slice()).collect();
+    let replies = {
+        let _turn = state.admission.admit().await?;
+        state.upstream.transaction(&cmds, timeout).await?
+    };
 
     // The first top-level error is MULTI's or a queueing error (EXEC's own
     // EXECABORT comes after it and says less).
@@ -416,6 +683,7 @@ async fn multi_exec(
         Some(Value::Nil) => Err(Failure::bad_request("ERR transaction was aborted")),
         _ => Err(Failure::new(
             StatusCode::BAD_GATEWAY,
+            ErrorClass::Unavailable,
             "ERR unexpected reply to EXEC from Redis",
         )),
     }
@@ -424,15 +692,6 @@ async fn multi_exec(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(tokens_match(b"secret", b"secret"));
-        assert!(!tokens_match(b"secret", b"secreT"));
-        assert!(!tokens_match(b"secret", b"secret!"));
-        assert!(!tokens_match(b"secret", b"secre"));
-        assert!(!tokens_match(b"secret", b""));
-    }
 
     #[test]
     fn endpoints() {
@@ -450,6 +709,8 @@ mod tests {
             Endpoint::of("/json.get/k/$"),
             Some(Endpoint::Path)
         ));
+        assert!(matches!(Endpoint::of("/healthz"), Some(Endpoint::Healthz)));
+        assert!(matches!(Endpoint::of("/metrics"), Some(Endpoint::Metrics)));
         assert!(Endpoint::of("/pipeline/x").is_none());
         assert!(Endpoint::of("//get").is_none());
         assert!(Endpoint::of("/ge%74/k").is_none());

@@ -3,86 +3,26 @@
 //! over HTTP. Every test has its own Redis, so tests run in parallel; the
 //! Redis process is killed on drop, so it goes away even when a test fails.
 
-use std::io::{Read as _, Write as _}; // for the blocking Redis probe
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use spindle_rest_gateway::{serve, Config, Server};
-
-const TOKEN: &str = "test-token-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
-}
-
-/// A throwaway `redis-server`.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        Self::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> Redis {
-        let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        let redis = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let mut buf = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read_exact(&mut buf).is_ok()
-                    && &buf == b"+PONG\r\n"
-                {
-                    return redis;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not come up on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use spindle_rest_gateway::Config;
+use support::{send, signal, Binary, Gw, Redis, TOKEN};
 
 /// A Redis, a gateway in front of it, and an HTTP client.
 struct Env {
     redis: Redis,
-    server: Option<Server>,
-    base: String,
-    http: reqwest::Client,
+    gw: Gw,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Gw;
+    fn deref(&self) -> &Gw {
+        &self.gw
+    }
 }
 
 impl Env {
@@ -93,33 +33,9 @@ impl Env {
     async fn start_with(tweak: impl FnOnce(&mut Config)) -> Env {
         let redis = Redis::start();
         let mut config = Config::new(redis.url(), TOKEN);
-        config.listen = "127.0.0.1:0".into();
         tweak(&mut config);
-        let server = serve(config).await.expect("gateway did not start");
-        let base = format!("http://{}", server.local_addr());
-        Env {
-            redis,
-            server: Some(server),
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.post(self.url(path)).bearer_auth(TOKEN)
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.get(self.url(path)).bearer_auth(TOKEN)
-    }
-
-    /// `POST /` with a JSON command; returns status and parsed body.
-    async fn cmd(&self, command: Value) -> (StatusCode, Value) {
-        send(self.post("/").json(&command)).await
+        let gw = Gw::start(config).await;
+        Env { redis, gw }
     }
 
     async fn cmd_b64(&self, command: Value) -> (StatusCode, Value) {
@@ -132,18 +48,8 @@ impl Env {
     }
 
     async fn shutdown(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.shutdown().await;
-        }
+        self.gw.shutdown().await;
     }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let resp = req.send().await.expect("request failed");
-    let status = resp.status();
-    let text = resp.text().await.expect("no body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (status, body)
 }
 
 #[tokio::test]
@@ -667,15 +573,6 @@ async fn redis_down_is_a_fast_503_and_recovers() {
     env.shutdown().await;
 }
 
-/// Sends a signal to a process (to pause and resume Redis).
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "kill {sig} {pid}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_may_run_long_but_a_hung_redis_is_a_bounded_503() {
     let env = Env::start_with(|c| {
@@ -743,53 +640,23 @@ async fn serves_concurrently_with_keep_alive() {
 /// cleanly on SIGTERM.
 #[tokio::test]
 async fn binary_prints_address_and_stops_on_sigterm() {
-    use std::io::BufRead as _;
     let redis = Redis::start();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle-rest-gateway"))
-        .args(["--listen", "127.0.0.1:0", "--redis", &redis.url()])
-        .env("SPINDLE_REST_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cannot start the gateway binary");
-    struct KillOnDrop<'a>(&'a mut Child);
-    impl Drop for KillOnDrop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = child.stdout.take().unwrap();
-    let pid = child.id();
-    let guard = KillOnDrop(&mut child);
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"));
-    assert!(base.starts_with("http://127.0.0.1:"), "{line:?}");
+    let mut gateway = Binary::start(&["--redis", &redis.url()], &[("SPINDLE_REST_TOKEN", TOKEN)]);
+    assert!(
+        gateway.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        gateway.base
+    );
 
     let (status, body) = send(
         reqwest::Client::new()
-            .get(format!("{base}/echo/hi"))
+            .get(format!("{}/echo/hi", gateway.base))
             .bearer_auth(TOKEN),
     )
     .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"result": "hi"})));
 
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "gateway did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    signal(gateway.pid(), "-TERM");
+    let status = gateway.wait_exit(Duration::from_secs(5));
     assert!(status.success(), "{status}");
 }
