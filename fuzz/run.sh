@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 secs="${1:-10}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(cookie json_body topic_cursor ratelimit_policy rest_reply msgpack)
+[ ${#targets[@]} -eq 0 ] && targets=(cookie json_body topic_cursor ratelimit_policy rest_reply resp_reply msgpack)
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value as Json};
-use spindle::redis::rest::{decode_pipeline, decode_single};
+use spindle::redis::rest::decode_single;
 use spindle::redis::{Reply, Value};
 use spindle_fuzz::Bytes;
 
@@ -14,7 +14,6 @@ fuzz_target!(|data: &[u8]| {
     match d.byte() % 2 {
         0 => {
             let status = 100 + (u16::from(d.byte()) * 4 + u16::from(d.byte() % 4)) % 500;
-            let n = d.byte() as usize % 4;
             let body = d.rest();
             let r = decode_single(status, body);
             if matches!(status, 401 | 403 | 408 | 429 | 500..=599) {
@@ -24,7 +23,6 @@ fuzz_target!(|data: &[u8]| {
                 let j: Json = serde_json::from_slice(body).unwrap();
                 assert!(j.get("result").is_some());
             }
-            let _ = decode_pipeline(status, body, n);
         }
         _ => {
             let mut values = Vec::new();
@@ -49,11 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 vs => Json::Array(vs.iter().map(enc).collect()),
             };
             let body = serde_json::to_vec(&json!({ "result": result })).unwrap();
-            assert_eq!(decode_single(200, &body), Ok(want.clone()));
-            let pipe = serde_json::to_vec(&json!([{ "result": result }, { "error": "ERR x" }])).unwrap();
-            let out = decode_pipeline(200, &pipe, 2).unwrap();
-            assert_eq!(out[0], Ok(want));
-            assert!(out[1].is_err());
+            assert_eq!(decode_single(200, &body), Ok(want));
         }
     }
 });

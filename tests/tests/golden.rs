@@ -31,7 +31,7 @@ fn inputs() -> (Vec<String>, Vec<String>) {
 
 fn cases() -> Vec<(&'static str, &'static str)> {
     let mut all: Vec<_> = SHAPES.to_vec();
-    all.extend(spindle::all_scripts());
+    all.extend(spindle::all_scripts().map(|s| (s.name(), s.source())));
     all
 }
 
@@ -45,7 +45,7 @@ async fn native(redis: &Redis, source: &'static str) -> Value {
     let (keys, args) = inputs();
     let keys: Vec<Arg> = keys.into_iter().map(Arg::from).collect();
     let args: Vec<Arg> = args.into_iter().map(Arg::from).collect();
-    match link.eval(&Script::new(source), &keys, &args).await {
+    match link.eval(&Script::new("golden", source), &keys, &args).await {
         Ok(r) => json!({ "ok": r.values().iter().map(|v| match v {
             spindle::redis::Value::Nil => Value::Null,
             spindle::redis::Value::Int(n) => json!(n),

@@ -105,7 +105,7 @@ async fn eval(req: &Request) -> Response {
     };
     let link = spindle::spin::SpinLink::new(&cfg);
     // Leaked on purpose: a test-only component, one script per request.
-    let script = Script::new(Box::leak(case.script.into_boxed_str()));
+    let script = Script::new("golden", Box::leak(case.script.into_boxed_str()));
     let keys: Vec<Arg> = case.keys.into_iter().map(Arg::from).collect();
     let args: Vec<Arg> = case.args.into_iter().map(Arg::from).collect();
     match link.eval(&script, &keys, &args).await {

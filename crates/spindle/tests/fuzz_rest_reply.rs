@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the Upstash REST reply decoder
-//! (`redis::rest::decode_single` / `decode_pipeline`) and the command encoder.
+//! (`redis::rest::decode_single`) and the command encoder.
 //!
 //! Cases per property: `PROPTEST_CASES` (default 256).
 //! Deep run: `PROPTEST_CASES=100000 cargo test --profile native -p spindle --test fuzz_rest_reply`.
@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
-use spindle::redis::rest::{decode_pipeline, decode_single, encode_command};
+use spindle::redis::rest::{decode_single, encode_command};
 use spindle::redis::{Cmd, Error, Reply, Value};
 
 fn config() -> ProptestConfig {
@@ -80,14 +80,13 @@ proptest! {
 
     /// Random bytes, any status: an error or a reply, never a panic.
     #[test]
-    fn random_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..200), status in status(), n in 0usize..4) {
+    fn random_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..200), status in status()) {
         let _ = decode_single(status, &body);
-        let _ = decode_pipeline(status, &body, n);
     }
 
     /// Arbitrary JSON: never a panic; HTTP failure statuses are never taken for a reply.
     #[test]
-    fn arbitrary_json_never_panics(j in arbitrary_json(), status in status(), n in 0usize..4) {
+    fn arbitrary_json_never_panics(j in arbitrary_json(), status in status()) {
         let body = serde_json::to_vec(&j).unwrap();
         let single = decode_single(status, &body);
         if matches!(status, 401 | 403 | 408 | 429 | 500..=599) {
@@ -97,7 +96,6 @@ proptest! {
             // A reply needs a "result" member.
             prop_assert!(j.get("result").is_some(), "{j} decoded as {r:?}");
         }
-        let _ = decode_pipeline(status, &body, n);
         let wrapped = serde_json::to_vec(&json!({ "result": j })).unwrap();
         let _ = decode_single(status, &wrapped);
     }
@@ -107,28 +105,6 @@ proptest! {
     fn encoded_replies_decode_back(r in reply(), scalar in any::<bool>(), group in 1usize..4, status in prop_oneof![Just(200u16), 201u16..300]) {
         let body = serde_json::to_vec(&json!({ "result": encode_reply(&r, scalar, group) })).unwrap();
         prop_assert_eq!(decode_single(status, &body), Ok(r.clone()));
-    }
-
-    /// Pipelines: each slot decodes on its own; errors stay in their slot.
-    #[test]
-    fn pipelines_decode_per_slot(slots in prop::collection::vec(prop_oneof![reply().prop_map(Ok), "[ -~]{0,20}".prop_map(Err)], 0..6)) {
-        let items: Vec<Json> = slots
-            .iter()
-            .map(|s| match s {
-                Ok(r) => json!({ "result": encode_reply(r, false, 1) }),
-                Err(m) => json!({ "error": m }),
-            })
-            .collect();
-        let body = serde_json::to_vec(&items).unwrap();
-        let out = decode_pipeline(200, &body, slots.len()).unwrap();
-        prop_assert_eq!(out.len(), slots.len());
-        for (got, want) in out.into_iter().zip(slots) {
-            match want {
-                Ok(r) => prop_assert_eq!(got, Ok(r)),
-                Err(m) => prop_assert_eq!(got, Err(Error::Server(m))),
-            }
-        }
-        prop_assert!(decode_pipeline(200, &body, items.len() + 1).is_err());
     }
 
     /// Error replies carry their message, classed by the HTTP status.

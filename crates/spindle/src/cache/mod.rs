@@ -49,30 +49,13 @@ pub use keys::{escape, Keyspace, DEFAULT_PREFIX};
 
 use crate::config::{Config, ConfigError, Vars};
 use crate::env::{Clock, Rng};
-use crate::redis::{self, Arg, Cmd, Link, Script, Value};
+use crate::redis::{self, Arg, Cmd, FromReply, Link, Value};
 use std::fmt;
-use std::sync::OnceLock;
 
-pub const GET: &str = include_str!("get.lua");
-pub const FILL: &str = include_str!("fill.lua");
-pub const INVALIDATE: &str = include_str!("invalidate.lua");
-
-/// The Lua scripts of this module, by name, for the golden tests.
-pub const SCRIPT_SOURCES: &[(&str, &str)] = &[("cache/get", GET), ("cache/fill", FILL), ("cache/invalidate", INVALIDATE)];
-
-fn get_script() -> &'static Script {
-    static S: OnceLock<Script> = OnceLock::new();
-    S.get_or_init(|| Script::new(GET))
-}
-
-fn fill_script() -> &'static Script {
-    static S: OnceLock<Script> = OnceLock::new();
-    S.get_or_init(|| Script::new(FILL))
-}
-
-fn invalidate_script() -> &'static Script {
-    static S: OnceLock<Script> = OnceLock::new();
-    S.get_or_init(|| Script::new(INVALIDATE))
+crate::scripts! {
+    GET = ("cache/get", include_str!("get.lua"));
+    FILL = ("cache/fill", include_str!("fill.lua"));
+    INVALIDATE = ("cache/invalidate", include_str!("invalidate.lua"));
 }
 
 /// How a write that could not reach Redis is bounded: this long after the
@@ -317,23 +300,17 @@ struct Lookup {
 
 fn parse_lookup(values: &[Value], n: usize) -> Result<Lookup, redis::Error> {
     let bad = || redis::Error::Protocol("cache lookup: unexpected reply".into());
+    // epoch (or nil), refresh flag, then (status, entry or nil) per key.
     if values.len() != 2 + 2 * n {
         return Err(bad());
     }
-    let epoch = match &values[0] {
-        Value::Nil => None,
-        v => Some(v.as_int().ok_or_else(bad)?),
-    };
-    let refresh_epoch = values[1].as_int().ok_or_else(bad)? == 1;
+    let (epoch, refresh_epoch) = <(Option<i64>, bool)>::from_reply(&values[..2]).ok_or_else(bad)?;
     let keys = values[2..]
         .chunks(2)
         .map(|pair| {
-            let status = pair[0].as_int().and_then(Status::from_int).ok_or_else(bad)?;
-            let entry = match &pair[1] {
-                Value::Nil => None,
-                Value::Bytes(b) => Some(Entry::decode(b).ok_or_else(bad)?),
-                Value::Int(_) => return Err(bad()),
-            };
+            let (status, entry) = <(i64, Option<Vec<u8>>)>::from_reply(pair).ok_or_else(bad)?;
+            let status = Status::from_int(status).ok_or_else(bad)?;
+            let entry = entry.map(|b| Entry::decode(&b).ok_or_else(bad)).transpose()?;
             Ok((status, entry))
         })
         .collect::<Result<Vec<_>, redis::Error>>()?;
@@ -495,7 +472,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
             format!("{xf:.6}").into(),
             if want_stale { "1" } else { "0" }.into(),
         ];
-        let reply = self.link.eval(get_script(), &k, &args).await?;
+        let reply = self.link.eval(&GET, &k, &args).await?;
         parse_lookup(reply.values(), pending.len())
     }
 
@@ -579,7 +556,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
             out[*i] = Some(Fetched { value, outcome: Outcome::Miss });
         }
         // A failed fill costs nothing but a later miss; leases expire anyway.
-        let _ = self.link.eval(fill_script(), &k, &args).await;
+        let _ = self.link.eval(&FILL, &k, &args).await;
         Ok(())
     }
 
@@ -655,14 +632,14 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
 
     async fn invalidate_once(&self, keys: &[String]) -> Result<(), redis::Error> {
         let k: Vec<Arg> = keys.iter().flat_map(|key| self.triple(key)).collect();
-        self.link.eval(invalidate_script(), &k, &[self.cfg.stale_ms.into()]).await.map(|_| ())
+        self.link.eval(&INVALIDATE, &k, &[self.cfg.stale_ms.into()]).await.map(|_| ())
     }
 
     /// Makes Redis take a (newer) epoch at once, through the fill script with no entries.
     async fn raise_epoch(&self, epoch: i64) -> Result<(), redis::Error> {
         let k: Vec<Arg> = vec![self.keys.epoch().into(), self.keys.epoch_lease().into()];
         let args: Vec<Arg> = vec!["-".into(), epoch.into(), self.cfg.epoch_ms.into()];
-        self.link.eval(fill_script(), &k, &args).await.map(|_| ())
+        self.link.eval(&FILL, &k, &args).await.map(|_| ())
     }
 }
 

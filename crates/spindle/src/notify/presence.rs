@@ -8,24 +8,15 @@
 
 use super::{keys, Error, NotifyConfig, Topic};
 use crate::env::Clock;
-use crate::redis::{Arg, Link, Script};
+use crate::redis::{Arg, Link, Records};
 use crate::session::UserRef;
-use std::sync::OnceLock;
 
-pub const BEAT: &str = include_str!("presence_beat.lua");
-pub const LIST: &str = include_str!("presence_list.lua");
+crate::scripts! {
+    BEAT = ("notify/presence_beat", include_str!("presence_beat.lua"));
+    LIST = ("notify/presence_list", include_str!("presence_list.lua"));
+}
 /// Most members a topic's presence set keeps (the most recent).
 pub const MAX_PRESENT: u64 = 1000;
-
-fn beat_script() -> &'static Script {
-    static S: OnceLock<Script> = OnceLock::new();
-    S.get_or_init(|| Script::new(BEAT))
-}
-
-fn list_script() -> &'static Script {
-    static S: OnceLock<Script> = OnceLock::new();
-    S.get_or_init(|| Script::new(LIST))
-}
 
 /// The topic of `POST /notify/presence {"topic": …}` (at most 4 KiB of JSON).
 pub fn beat_topic(req: &crate::http::Request) -> Result<Topic, Error> {
@@ -67,24 +58,20 @@ pub async fn heartbeat(
         member(user).into(),
         MAX_PRESENT.into(),
     ];
-    let n = link.eval(beat_script(), &[keys::presence(topic).into()], &args).await?.int()?;
+    let n = link.eval(&BEAT, &[keys::presence(topic).into()], &args).await?.int()?;
     Ok(n.max(0) as u64)
 }
 
 /// The users present on `topic`, most recent first.
 pub async fn present(link: &impl Link, clock: &impl Clock, cfg: &NotifyConfig, topic: &Topic) -> Result<Vec<Present>, Error> {
     let args = [Arg::from(clock.now_ms()), cfg.presence_ttl_ms.into(), MAX_PRESENT.into()];
-    let reply = link.eval(list_script(), &[keys::presence(topic).into()], &args).await?;
-    let mut out = Vec::new();
-    for pair in reply.values().chunks(2) {
-        let (Some(m), Some(at)) = (pair.first().and_then(|v| v.as_bytes()), pair.get(1).and_then(|v| v.as_int())) else {
-            continue;
-        };
-        // Members another writer left in a different shape are skipped, not fatal.
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(m) else { continue };
-        if let (Some(id), Some(username)) = (v["id"].as_i64(), v["username"].as_str()) {
-            out.push(Present { id, username: username.to_owned(), last_seen_ms: at.max(0) as u64 });
-        }
-    }
-    Ok(out)
+    let Records(members): Records<(Vec<u8>, u64)> = link.eval(&LIST, &[keys::presence(topic).into()], &args).await?.parse("presence")?;
+    // Members another writer left in a different shape are skipped, not fatal.
+    Ok(members
+        .into_iter()
+        .filter_map(|(m, at)| {
+            let v = serde_json::from_slice::<serde_json::Value>(&m).ok()?;
+            Some(Present { id: v["id"].as_i64()?, username: v["username"].as_str()?.to_owned(), last_seen_ms: at })
+        })
+        .collect())
 }

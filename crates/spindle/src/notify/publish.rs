@@ -17,7 +17,6 @@ use crate::ratelimit::{
 use crate::redis::{Arg, Link, Script};
 use crate::session::to_iso;
 use serde::Deserialize;
-use std::sync::OnceLock;
 
 macro_rules! with_limiter {
     ($counts:literal, $limiter:literal) => {
@@ -31,22 +30,21 @@ macro_rules! with_limiter {
     };
 }
 
-/// The publish script over each rate-limit algorithm.
-pub const PUBLISH_FIXED_WINDOW: &str =
-    with_limiter!("local RL_KEYS, RL_ARGS = 1, 4\n", "../ratelimit/fixed_window.lua");
-pub const PUBLISH_SLIDING_WINDOW: &str =
-    with_limiter!("local RL_KEYS, RL_ARGS = 2, 4\n", "../ratelimit/sliding_window.lua");
-pub const PUBLISH_TOKEN_BUCKET: &str =
-    with_limiter!("local RL_KEYS, RL_ARGS = 1, 5\n", "../ratelimit/token_bucket.lua");
+crate::scripts! {
+    /// The publish script over each rate-limit algorithm.
+    pub PUBLISH_FIXED_WINDOW =
+        ("notify/publish_fixed_window", with_limiter!("local RL_KEYS, RL_ARGS = 1, 4\n", "../ratelimit/fixed_window.lua"));
+    pub PUBLISH_SLIDING_WINDOW =
+        ("notify/publish_sliding_window", with_limiter!("local RL_KEYS, RL_ARGS = 2, 4\n", "../ratelimit/sliding_window.lua"));
+    pub PUBLISH_TOKEN_BUCKET =
+        ("notify/publish_token_bucket", with_limiter!("local RL_KEYS, RL_ARGS = 1, 5\n", "../ratelimit/token_bucket.lua"));
+}
 
 fn script(alg: &Algorithm) -> &'static Script {
-    static FIXED: OnceLock<Script> = OnceLock::new();
-    static SLIDING: OnceLock<Script> = OnceLock::new();
-    static TOKEN: OnceLock<Script> = OnceLock::new();
     match alg {
-        Algorithm::FixedWindow { .. } => FIXED.get_or_init(|| Script::new(PUBLISH_FIXED_WINDOW)),
-        Algorithm::SlidingWindow { .. } => SLIDING.get_or_init(|| Script::new(PUBLISH_SLIDING_WINDOW)),
-        Algorithm::TokenBucket { .. } => TOKEN.get_or_init(|| Script::new(PUBLISH_TOKEN_BUCKET)),
+        Algorithm::FixedWindow { .. } => &PUBLISH_FIXED_WINDOW,
+        Algorithm::SlidingWindow { .. } => &PUBLISH_SLIDING_WINDOW,
+        Algorithm::TokenBucket { .. } => &PUBLISH_TOKEN_BUCKET,
     }
 }
 
@@ -205,22 +203,10 @@ pub async fn publish(
     ]);
 
     let reply = link.eval(script(&policy.algorithm), &keys, &args).await?;
-    let v = reply.values();
-    let int = |i: usize| v.get(i).and_then(|x| x.as_int());
-    let (Some(allowed), Some(limit), Some(remaining), Some(reset), Some(retry), Some(status)) =
-        (int(0), int(1), int(2), int(3), int(4), int(5))
-    else {
-        return Err(Error::Redis(crate::redis::Error::Protocol(format!("publish answered {v:?}"))));
-    };
-    let id = v.get(6).and_then(|x| x.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-    let decision = Decision {
-        allowed: allowed == 1,
-        limit: limit.max(0) as u64,
-        remaining: remaining.max(0) as u64,
-        reset_ms: reset.max(0) as u64,
-        retry_after_ms: retry.max(0) as u64,
-        now_ms: now,
-    };
+    let (allowed, limit, remaining, reset_ms, retry_after_ms, status, id): (bool, u64, u64, u64, u64, i64, Option<String>) =
+        reply.parse("the publish script")?;
+    let id = id.unwrap_or_default();
+    let decision = Decision { allowed, limit, remaining, reset_ms, retry_after_ms, now_ms: now };
     if !decision.allowed {
         return Err(Error::Problem(ratelimit::denied(policy, &decision)));
     }
@@ -307,7 +293,7 @@ mod tests {
 
     #[test]
     fn scripts_wrap_the_limiters() {
-        for s in [PUBLISH_FIXED_WINDOW, PUBLISH_SLIDING_WINDOW, PUBLISH_TOKEN_BUCKET] {
+        for s in [PUBLISH_FIXED_WINDOW, PUBLISH_SLIDING_WINDOW, PUBLISH_TOKEN_BUCKET].map(|s| s.source()) {
             assert!(s.starts_with("local RL_KEYS, RL_ARGS = "));
             assert!(s.contains("local function ratelimit(KEYS, ARGV)") && s.contains("XADD"));
         }

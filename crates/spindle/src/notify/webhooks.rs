@@ -33,22 +33,17 @@
 use super::{keys, Caller, Error, Topic};
 use crate::config::{Config, ConfigError, Vars};
 use crate::env::{Clock, Rng};
-use crate::redis::{Arg, Cmd, Link, Script, Value};
+use crate::redis::{Arg, Cmd, Link, Records, Value};
 use crate::session::to_iso;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
 
-pub const CREATE: &str = include_str!("webhook_create.lua");
-pub const LIST: &str = include_str!("webhook_list.lua");
-pub const DELETE: &str = include_str!("webhook_delete.lua");
-pub const CLAIM: &str = include_str!("delivery_claim.lua");
-pub const SETTLE: &str = include_str!("delivery_settle.lua");
-
-fn script(source: &'static str) -> &'static Script {
-    static SCRIPTS: OnceLock<[Script; 5]> = OnceLock::new();
-    let all = SCRIPTS.get_or_init(|| [CREATE, LIST, DELETE, CLAIM, SETTLE].map(Script::new));
-    all.iter().find(|s| s.source() == source).unwrap_or(&all[0])
+crate::scripts! {
+    CREATE = ("notify/webhook_create", include_str!("webhook_create.lua"));
+    LIST = ("notify/webhook_list", include_str!("webhook_list.lua"));
+    DELETE = ("notify/webhook_delete", include_str!("webhook_delete.lua"));
+    CLAIM = ("notify/delivery_claim", include_str!("delivery_claim.lua"));
+    SETTLE = ("notify/delivery_settle", include_str!("delivery_settle.lua"));
 }
 
 /// Limits on registrations.
@@ -362,7 +357,7 @@ pub async fn create(
         MAX_PER_OWNER.into(),
         MAX_PER_TOPIC.into(),
     ];
-    match link.eval(script(CREATE), &k, &a).await?.int()? {
+    match link.eval(&CREATE, &k, &a).await?.int()? {
         1 => Ok(hook),
         -1 => Err(Error::Conflict(format!("at most {MAX_PER_OWNER} webhooks per owner"))),
         -2 => Err(Error::Conflict(format!("at most {MAX_PER_TOPIC} webhooks per topic"))),
@@ -373,7 +368,7 @@ pub async fn create(
 /// The caller's webhooks, oldest first, without secrets. One EVALSHA.
 pub async fn list(link: &impl Link, caller: &Caller) -> Result<Vec<Webhook>, Error> {
     let k = [Arg::from(keys::owner_webhooks(&caller.owner())), keys::WEBHOOKS.into()];
-    let reply = link.eval(script(LIST), &k, &[]).await?;
+    let reply = link.eval(&LIST, &k, &[]).await?;
     let mut out: Vec<Webhook> =
         reply.values().iter().filter_map(|v| v.as_bytes()).filter_map(parse_registry).map(|(_, w)| w).collect();
     out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -388,25 +383,16 @@ pub async fn delete(link: &impl Link, caller: &Caller, id: &str) -> Result<bool,
     }
     let k = [Arg::from(keys::WEBHOOKS), keys::owner_webhooks(&caller.owner()).into(), keys::WEBHOOK_TOPICS.into()];
     let a = [Arg::from(id), caller.owner().into(), keys::PREFIX.into()];
-    Ok(link.eval(script(DELETE), &k, &a).await?.int()? == 1)
+    Ok(link.eval(&DELETE, &k, &a).await?.int()? == 1)
 }
 
 /// The caller's dead letters, newest first, as JSON objects (`id` is the
 /// dead-letter entry's). One XREVRANGE.
 pub async fn dead_letters(link: &impl Link, caller: &Caller, limit: u64) -> Result<Vec<String>, Error> {
     let cmd = Cmd::new("XREVRANGE").arg(keys::dead_letters(&caller.owner())).arg("+").arg("-").arg("COUNT").arg(limit);
-    let reply = link.exec(&cmd).await?;
-    let mut out = Vec::new();
-    for c in reply.values().chunks(3) {
-        let (Some(id), Some(json)) = (c.first().and_then(Value::as_bytes), c.get(2).and_then(Value::as_bytes)) else {
-            continue;
-        };
-        let (id, json) = (String::from_utf8_lossy(id), String::from_utf8_lossy(json));
-        if let Some(rest) = json.strip_prefix('{') {
-            out.push(format!("{{\"id\":{},{rest}", super::publish::quote(&id)));
-        }
-    }
-    Ok(out)
+    // Entries are `id, "j", json`.
+    let Records(entries): Records<(String, Value, String)> = link.exec(&cmd).await?.parse("the dead-letter stream")?;
+    Ok(entries.iter().filter_map(|(id, _, json)| Some(format!("{{\"id\":{},{}", super::publish::quote(id), json.strip_prefix('{')?))).collect())
 }
 
 /// Asks every listening worker to run a pass now (the idle-time driver of
@@ -552,7 +538,7 @@ async fn claim(link: &impl Link, now: u64, lease_ms: u64, topics: &[Topic]) -> R
         k.extend([Arg::from(keys::stream(t)), keys::topic_webhooks(t).into(), keys::webhook_cursor(t).into()]);
         a.push(t.as_str().into());
     }
-    let reply = link.eval(script(CLAIM), &k, &a).await?;
+    let reply = link.eval(&CLAIM, &k, &a).await?;
     let mut out = Vec::new();
     for c in reply.values().chunks(3) {
         let parsed = match c {
@@ -628,7 +614,7 @@ async fn settle(
         a.extend([Arg::from(d.id.as_str()), d.attempt.into(), what.into(), due.into(), index.into(), json.into()]);
     }
     k.extend(dead_keys.into_iter().map(Arg::from));
-    link.eval(script(SETTLE), &k, &a).await?;
+    link.eval(&SETTLE, &k, &a).await?;
     Ok(())
 }
 

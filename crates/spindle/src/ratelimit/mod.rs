@@ -52,27 +52,18 @@ use crate::env::Clock;
 use crate::http::{Problem, Request, Response};
 use crate::redis::{self, Arg, Cmd, Link, Script};
 use std::fmt;
-use std::sync::OnceLock;
 
-const FIXED_WINDOW: &str = include_str!("fixed_window.lua");
-const SLIDING_WINDOW: &str = include_str!("sliding_window.lua");
-const TOKEN_BUCKET: &str = include_str!("token_bucket.lua");
-
-/// The Lua scripts of this module, by name, for the golden tests.
-pub const SCRIPT_SOURCES: &[(&str, &str)] = &[
-    ("ratelimit/fixed_window", FIXED_WINDOW),
-    ("ratelimit/sliding_window", SLIDING_WINDOW),
-    ("ratelimit/token_bucket", TOKEN_BUCKET),
-];
+crate::scripts! {
+    FIXED_WINDOW = ("ratelimit/fixed_window", include_str!("fixed_window.lua"));
+    SLIDING_WINDOW = ("ratelimit/sliding_window", include_str!("sliding_window.lua"));
+    TOKEN_BUCKET = ("ratelimit/token_bucket", include_str!("token_bucket.lua"));
+}
 
 fn script(alg: &Algorithm) -> &'static Script {
-    static FIXED: OnceLock<Script> = OnceLock::new();
-    static SLIDING: OnceLock<Script> = OnceLock::new();
-    static TOKEN: OnceLock<Script> = OnceLock::new();
     match alg {
-        Algorithm::FixedWindow { .. } => FIXED.get_or_init(|| Script::new(FIXED_WINDOW)),
-        Algorithm::SlidingWindow { .. } => SLIDING.get_or_init(|| Script::new(SLIDING_WINDOW)),
-        Algorithm::TokenBucket { .. } => TOKEN.get_or_init(|| Script::new(TOKEN_BUCKET)),
+        Algorithm::FixedWindow { .. } => &FIXED_WINDOW,
+        Algorithm::SlidingWindow { .. } => &SLIDING_WINDOW,
+        Algorithm::TokenBucket { .. } => &TOKEN_BUCKET,
     }
 }
 
@@ -204,18 +195,8 @@ impl<'a, L: Link, C: Clock> RateLimiter<'a, L, C> {
             }
         };
         let reply = self.link.eval(script(&policy.algorithm), &keys, &args).await?;
-        let ints: Vec<i64> = reply.values().iter().filter_map(|v| v.as_int()).collect();
-        match ints.as_slice() {
-            &[allowed, limit, remaining, reset, retry] if ints.len() == reply.values().len() => Ok(Decision {
-                allowed: allowed == 1,
-                limit: limit.max(0) as u64,
-                remaining: remaining.max(0) as u64,
-                reset_ms: reset.max(0) as u64,
-                retry_after_ms: retry.max(0) as u64,
-                now_ms: now,
-            }),
-            _ => Err(Error::Redis(redis::Error::Protocol(format!("rate-limit script answered {:?}", reply.values())))),
-        }
+        let (allowed, limit, remaining, reset_ms, retry_after_ms) = reply.parse("the rate-limit script")?;
+        Ok(Decision { allowed, limit, remaining, reset_ms, retry_after_ms, now_ms: now })
     }
 }
 

@@ -16,7 +16,7 @@ pub mod rest;
 pub mod native;
 
 pub use cmd::{Arg, Cmd};
-pub use reply::{Reply, Value};
+pub use reply::{FromReply, FromValue, Records, Reply, Value};
 pub use script::Script;
 
 use std::fmt;
@@ -96,28 +96,15 @@ impl std::error::Error for Error {}
 ///
 /// Implementations open lazily and reuse one connection for every command of
 /// the request (Spin opens a new TCP connection per `open`, so opening once
-/// matters). Futures are not `Send`: the guest is single-threaded.
+/// matters). Futures are not `Send`: the guest is single-threaded. There is
+/// no pipeline: every operation that needs several commands is one Lua
+/// script, atomic and one round trip on every transport.
 #[allow(async_fn_in_trait)]
 pub trait Link {
     fn transport(&self) -> Transport;
 
     /// Sends one command and waits for its reply.
     async fn exec(&self, cmd: &Cmd) -> Result<Reply, Error>;
-
-    /// Sends several commands. On REST this is one `/pipeline` round trip; on
-    /// Spin TCP it is one round trip per command on the same connection
-    /// (Spin's interface has no pipelining). Prefer a Lua script where the
-    /// commands must be atomic or one round trip matters.
-    async fn pipeline(&self, cmds: &[Cmd]) -> Result<Vec<Result<Reply, Error>>, Error> {
-        let mut out = Vec::with_capacity(cmds.len());
-        for cmd in cmds {
-            match self.exec(cmd).await {
-                Err(e @ Error::Unavailable(_)) => return Err(e),
-                r => out.push(r),
-            }
-        }
-        Ok(out)
-    }
 
     /// Runs a Lua script: EVALSHA first, and EVAL once if the server answers NOSCRIPT.
     async fn eval(&self, script: &Script, keys: &[Arg], args: &[Arg]) -> Result<Reply, Error> {

@@ -30,11 +30,6 @@ pub fn encode_command(cmd: &Cmd) -> Result<Json, Error> {
     Ok(Json::Array(out))
 }
 
-/// Encodes a batch for `/pipeline` or `/multi-exec`.
-pub fn encode_pipeline(cmds: &[Cmd]) -> Result<Json, Error> {
-    cmds.iter().map(encode_command).collect::<Result<Vec<_>, _>>().map(Json::Array)
-}
-
 /// Decodes the body of a single-command reply. `status` is the HTTP status.
 pub fn decode_single(status: u16, body: &[u8]) -> Result<Reply, Error> {
     let json: Json = serde_json::from_slice(body).map_err(|e| {
@@ -44,25 +39,6 @@ pub fn decode_single(status: u16, body: &[u8]) -> Result<Reply, Error> {
         return Err(e);
     }
     decode_entry(&json, status)
-}
-
-/// Decodes the body of a `/pipeline` or `/multi-exec` reply, one result per command.
-pub fn decode_pipeline(status: u16, body: &[u8], expected: usize) -> Result<Vec<Result<Reply, Error>>, Error> {
-    let json: Json = serde_json::from_slice(body).map_err(|e| {
-        http_error(status).unwrap_or_else(|| Error::Protocol(format!("REST reply is not JSON: {e}")))
-    })?;
-    let Json::Array(items) = json else {
-        return Err(decode_entry(&json, status).err().unwrap_or_else(|| {
-            Error::Protocol("pipeline reply is not an array".into())
-        }));
-    };
-    if items.len() != expected {
-        return Err(Error::Protocol(format!(
-            "pipeline sent {expected} commands, got {} replies",
-            items.len()
-        )));
-    }
-    Ok(items.iter().map(|item| decode_entry(item, 200)).collect())
 }
 
 /// Maps HTTP statuses that mean "not Redis's answer" to errors.
@@ -152,14 +128,5 @@ mod tests {
         assert!(decode_single(502, b"<html>bad gateway</html>").unwrap_err().is_unavailable());
         assert!(matches!(decode_single(200, b"{"), Err(Error::Protocol(_))));
         assert!(matches!(decode_single(200, br#"{"result":"%%%"}"#), Err(Error::Protocol(_))));
-    }
-
-    #[test]
-    fn decodes_pipelines_per_slot() {
-        let body = br#"[{"result":"T0s="},{"error":"WRONGTYPE x"}]"#;
-        let out = decode_pipeline(200, body, 2).unwrap();
-        assert!(out[0].is_ok());
-        assert_eq!(out[1], Err(Error::Server("WRONGTYPE x".into())));
-        assert!(matches!(decode_pipeline(200, body, 3), Err(Error::Protocol(_))));
     }
 }

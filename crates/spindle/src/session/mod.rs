@@ -28,7 +28,7 @@ pub mod cookie;
 mod config;
 mod date;
 mod request;
-mod scripts;
+pub(crate) mod scripts;
 mod store;
 
 pub use config::{SameSite, SecurePolicy, SessionConfig};
@@ -42,16 +42,6 @@ use crate::redis::{self, Arg, Cmd, Link};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::fmt;
-
-/// The Lua scripts of this module, by name, for the golden tests.
-pub const SCRIPT_SOURCES: &[(&str, &str)] = &[
-    ("session/create", scripts::CREATE),
-    ("session/commit", scripts::COMMIT),
-    ("session/destroy", scripts::DESTROY),
-    ("session/destroy_all", scripts::DESTROY_ALL),
-    ("session/destroy_handle", scripts::DESTROY_HANDLE),
-    ("session/list", scripts::LIST),
-];
 
 /// connect-redis's default prefix: sessions live at `sess:<sid>`.
 pub const KEY_PREFIX: &str = "sess:";
@@ -322,7 +312,7 @@ pub async fn commit(link: &impl Link, read: &Loaded, new: &StoredSession, secure
     let score = new.meta.created_at.unwrap_or(now_ms);
     let sha = sha1_smol::Sha1::from(&read.raw).digest().to_string();
     let args = [Arg::from(read.sid.as_str()), json.into(), score.into(), sha.into(), ttl.into()];
-    let r = link.eval(&scripts::COMMIT_SCRIPT, &keys, &args).await?.int()?;
+    let r = link.eval(&scripts::COMMIT, &keys, &args).await?.int()?;
     Ok(match r {
         1 => Commit::Written,
         0 => Commit::Gone,
@@ -445,7 +435,7 @@ pub async fn create(
             keys.push(session_key(old).into());
         }
         let args = [Arg::from(sid.as_str()), json.as_str().into(), now.into(), MAX_SESSIONS_PER_USER.into(), ttl.into(), KEY_PREFIX.into()];
-        if link.eval(&scripts::CREATE_SCRIPT, &keys, &args).await?.int()? == 1 {
+        if link.eval(&scripts::CREATE, &keys, &args).await?.int()? == 1 {
             return Ok(SessionUser {
                 user,
                 handle: handle(&sid),
@@ -463,7 +453,7 @@ pub async fn create(
 /// Destroys an authenticated session (one script: the key and its index entry).
 pub async fn destroy(link: &impl Link, session: &SessionUser) -> Result<bool, SessionError> {
     let keys = [Arg::from(session_key(&session.sid)), index_key(session.user.id).into()];
-    Ok(link.eval(&scripts::DESTROY_SCRIPT, &keys, &[session.sid.as_str().into()]).await?.int()? == 1)
+    Ok(link.eval(&scripts::DESTROY, &keys, &[session.sid.as_str().into()]).await?.int()? == 1)
 }
 
 /// Logs out whatever session the request's cookie names, if any: the GET
@@ -482,12 +472,12 @@ pub async fn logout(link: &impl Link, cfg: &SessionConfig, req: &Request) -> Res
     if let Some(u) = user {
         keys.push(index_key(u.id).into());
     }
-    Ok(link.eval(&scripts::DESTROY_SCRIPT, &keys, &[sid.as_str().into()]).await?.int()? == 1)
+    Ok(link.eval(&scripts::DESTROY, &keys, &[sid.as_str().into()]).await?.int()? == 1)
 }
 
 /// Logs a user out everywhere. Returns how many sessions were live.
 pub async fn destroy_all(link: &impl Link, user_id: i64) -> Result<u64, SessionError> {
-    let n = link.eval(&scripts::DESTROY_ALL_SCRIPT, &[index_key(user_id).into()], &[KEY_PREFIX.into()]).await?.int()?;
+    let n = link.eval(&scripts::DESTROY_ALL, &[index_key(user_id).into()], &[KEY_PREFIX.into()]).await?.int()?;
     Ok(n.max(0) as u64)
 }
 
@@ -498,7 +488,7 @@ pub async fn destroy_handle(link: &impl Link, user_id: i64, handle: &str) -> Res
         return Ok(false);
     }
     let args = [Arg::from(KEY_PREFIX), handle.into()];
-    Ok(link.eval(&scripts::DESTROY_HANDLE_SCRIPT, &[index_key(user_id).into()], &args).await?.int()? == 1)
+    Ok(link.eval(&scripts::DESTROY_HANDLE, &[index_key(user_id).into()], &args).await?.int()? == 1)
 }
 
 /// One entry of the session list. No sid: the handle names it.
@@ -516,14 +506,12 @@ pub struct SessionSummary {
 /// The user's live sessions, newest first (one script, which also trims
 /// index entries whose session is gone).
 pub async fn list(link: &impl Link, clock: &impl Clock, current: &SessionUser) -> Result<Vec<SessionSummary>, SessionError> {
-    let reply = link.eval(&scripts::LIST_SCRIPT, &[index_key(current.user.id).into()], &[KEY_PREFIX.into()]).await?;
+    let reply = link.eval(&scripts::LIST, &[index_key(current.user.id).into()], &[KEY_PREFIX.into()]).await?;
+    let redis::Records(live): redis::Records<(String, Vec<u8>)> = reply.parse("the session list")?;
     let now = clock.now_ms();
     let mut out = Vec::new();
-    for pair in reply.values().chunks(2) {
-        let [sid, raw] = pair else { break };
-        let (Some(sid), Some(raw)) = (sid.as_bytes(), raw.as_bytes()) else { continue };
-        let sid = String::from_utf8_lossy(sid);
-        let Ok(s) = StoredSession::parse(raw) else { continue };
+    for (sid, raw) in live {
+        let Ok(s) = StoredSession::parse(&raw) else { continue };
         if s.is_expired(now) || s.user.as_ref().map(|u| u.id) != Some(current.user.id) {
             continue;
         }

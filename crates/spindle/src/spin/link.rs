@@ -39,12 +39,4 @@ impl Link for SpinLink {
             SpinLink::Rest(l) => l.exec(cmd).await,
         }
     }
-
-    async fn pipeline(&self, cmds: &[Cmd]) -> Result<Vec<Result<Reply, Error>>, Error> {
-        match self {
-            SpinLink::Socket(l) => l.pipeline(cmds).await,
-            SpinLink::Outbound(l) => l.pipeline(cmds).await,
-            SpinLink::Rest(l) => l.pipeline(cmds).await,
-        }
-    }
 }

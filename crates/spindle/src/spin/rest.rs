@@ -37,15 +37,6 @@ impl Link for RestLink {
         let (status, resp) = self.post("/", body.as_bytes())?;
         rest::decode_single(status, &resp)
     }
-
-    async fn pipeline(&self, cmds: &[Cmd]) -> Result<Vec<Result<Reply, Error>>, Error> {
-        if cmds.is_empty() {
-            return Ok(Vec::new());
-        }
-        let body = rest::encode_pipeline(cmds)?.to_string();
-        let (status, resp) = self.post("/pipeline", body.as_bytes())?;
-        rest::decode_pipeline(status, &resp, cmds.len())
-    }
 }
 
 /// One blocking POST through `wasi:http/outgoing-handler`. spin-sdk's `send`

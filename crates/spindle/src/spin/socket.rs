@@ -10,8 +10,8 @@
 //! run meanwhile.
 //!
 //! One connection per request, opened on first use, as with Spin's own
-//! outbound Redis; a pipeline is one write and one round trip. `AUTH`, when
-//! configured, rides in the same write as the first command.
+//! outbound Redis. `AUTH`, when configured, rides in the same write as the
+//! first command: still one round trip.
 
 use super::time::{deadline_after_ms, ready_before};
 use crate::config::RedisConfig;
@@ -57,10 +57,9 @@ impl SocketLink {
         SocketLink { addr, auth, timeout_ms: cfg.timeout_ms, conn: RefCell::new(None) }
     }
 
-    /// Sends `cmds` in one write and reads one reply for each.
-    async fn round_trip(&self, cmds: &[Cmd]) -> Result<Vec<Decoded>, Error> {
-        let block = cmds.iter().map(Cmd::block_ms).max().unwrap_or(0);
-        let deadline = deadline_after_ms(self.timeout_ms.saturating_add(block));
+    /// Sends `cmd` (after `AUTH` on a new connection) and reads its reply.
+    async fn round_trip(&self, cmd: &Cmd) -> Result<Reply, Error> {
+        let deadline = deadline_after_ms(self.timeout_ms.saturating_add(cmd.block_ms()));
         let reused = self.conn.borrow_mut().take();
         let fresh = reused.is_none();
         let mut conn = match reused {
@@ -69,17 +68,17 @@ impl SocketLink {
         };
         let auth = self.auth.as_ref().filter(|_| fresh);
         let mut out = Vec::new();
-        for cmd in auth.into_iter().chain(cmds) {
-            resp::encode(cmd, &mut out);
+        for c in auth.into_iter().chain([cmd]) {
+            resp::encode(c, &mut out);
         }
-        let mut replies = conn.exchange(&out, cmds.len() + auth.is_some() as usize, deadline).await?;
+        let mut replies = conn.exchange(&out, 1 + auth.is_some() as usize, deadline).await?;
         if auth.is_some() {
             if let Err(e) = replies.remove(0) {
                 return Err(Error::Config(format!("Redis refused redis_username/redis_password: {e}")));
             }
         }
         *self.conn.borrow_mut() = Some(conn);
-        Ok(replies)
+        replies.pop().unwrap_or_else(|| Err(Error::Protocol("no reply".into())))
     }
 
     async fn connect(&self, deadline: u64) -> Result<Conn, Error> {
@@ -176,13 +175,6 @@ impl Link for SocketLink {
     }
 
     async fn exec(&self, cmd: &Cmd) -> Result<Reply, Error> {
-        self.round_trip(std::slice::from_ref(cmd)).await?.pop().unwrap_or_else(|| Err(Error::Protocol("no reply".into())))
-    }
-
-    async fn pipeline(&self, cmds: &[Cmd]) -> Result<Vec<Result<Reply, Error>>, Error> {
-        if cmds.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.round_trip(cmds).await
+        self.round_trip(cmd).await
     }
 }

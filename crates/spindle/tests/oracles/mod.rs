@@ -113,3 +113,55 @@ pub fn depth(v: &Value) -> usize {
         _ => 0,
     }
 }
+
+/// A RESP2 reply as Redis sends it, for the RESP decoder's oracle.
+#[derive(Clone, Debug)]
+pub enum Resp {
+    /// `+text` (no CR or LF inside).
+    Simple(Vec<u8>),
+    Int(i64),
+    /// `$n` bulk string, or `$-1` (nil).
+    Bulk(Option<Vec<u8>>),
+    /// `*n` array, or `*-1` (nil).
+    Array(Option<Vec<Resp>>),
+}
+
+impl Resp {
+    /// The bytes on the wire.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Resp::Simple(s) => {
+                out.push(b'+');
+                out.extend_from_slice(s);
+            }
+            Resp::Int(n) => out.extend_from_slice(format!(":{n}").as_bytes()),
+            Resp::Bulk(None) => out.extend_from_slice(b"$-1"),
+            Resp::Bulk(Some(b)) => {
+                out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+                out.extend_from_slice(b);
+            }
+            Resp::Array(None) => out.extend_from_slice(b"*-1"),
+            Resp::Array(Some(items)) => {
+                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                for i in items {
+                    i.encode(out);
+                }
+                return;
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Spin's outbound Redis flattening: nested arrays become one list, a
+    /// nil (bulk or array) is one nil, a status is its bytes.
+    pub fn flatten(&self, out: &mut Vec<spindle::redis::Value>) {
+        use spindle::redis::Value as V;
+        match self {
+            Resp::Simple(s) => out.push(V::Bytes(s.clone())),
+            Resp::Int(n) => out.push(V::Int(*n)),
+            Resp::Bulk(b) => out.push(b.clone().map_or(V::Nil, V::Bytes)),
+            Resp::Array(None) => out.push(V::Nil),
+            Resp::Array(Some(items)) => items.iter().for_each(|i| i.flatten(out)),
+        }
+    }
+}
