@@ -3,7 +3,8 @@
 //! fill), stale answers, negative caching, jitter, XFetch, epochs, and a
 //! Redis that fails during a write.
 
-use spindle::cache::{Cache, CacheConfig, Invalidated, Keyspace, Mode, Outcome, Sleep, Source};
+use spindle::cache::{Cache, CacheConfig, CacheKeys, Invalidated, Mode, Outcome, Source};
+use spindle::env::Sleep;
 use spindle::env::{Rng, SystemClock};
 use spindle::redis::native::NativeLink;
 use spindle::redis::{Cmd, Error, Link, Reply};
@@ -128,7 +129,7 @@ fn cfg() -> CacheConfig {
 }
 
 fn cache<'a>(link: &'a TestLink, cfg: CacheConfig) -> Cache<'a, TestLink, TokioSleep> {
-    Cache::new(link, &SystemClock, &spindle::env::OsRng, &TokioSleep, Keyspace::new("spindle", "t"), cfg)
+    Cache::new(link, &SystemClock, &spindle::env::OsRng, &TokioSleep, CacheKeys::new("spindle", "t"), cfg)
 }
 
 fn keys(ks: &[&str]) -> Vec<String> {
@@ -334,8 +335,8 @@ async fn xfetch_refreshes_early_near_expiry() {
     db.load_ms.set(20);
     // Fresh for 1 s, loads take ≥ 20 ms; with u = 2^-53, beta * delta * -ln(u) ≥ 730 ms.
     let base = CacheConfig { ttl_ms: 1000, jitter: 0.0, stale_ms: 0, ..cfg() };
-    let plain = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, Keyspace::new("spindle", "t"), base.clone());
-    let xfetch = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, Keyspace::new("spindle", "t"), CacheConfig { xfetch_beta: 1.0, ..base });
+    let plain = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, CacheKeys::new("spindle", "t"), base.clone());
+    let xfetch = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, CacheKeys::new("spindle", "t"), CacheConfig { xfetch_beta: 1.0, ..base });
     get_one(&plain, &db, "k", false).await;
     assert_eq!(get_one(&plain, &db, "k", false).await.1, Outcome::Hit, "beta 0: no early refresh");
     tokio::time::sleep(Duration::from_millis(400)).await;

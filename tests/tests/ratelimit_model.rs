@@ -12,7 +12,7 @@
 //! and the model checks that a key never expires while it still matters.
 
 use spindle::env::FixedClock;
-use spindle::ratelimit::{Algorithm, Decision, Error, FailureMode, Identity, KeyMode, Keyspace, Policy, RateLimiter};
+use spindle::ratelimit::{Algorithm, Decision, Error, FailureMode, Identity, KeyMode, RateLimitKeys, Policy, RateLimiter};
 use spindle::redis::native::NativeLink;
 use spindle_e2e::Redis;
 use std::collections::HashMap;
@@ -288,7 +288,7 @@ async fn run_model(kind: &str, seed: u64, cases: u64, steps: u64) {
         let _: () = cmd(&mut conn, &mut redis::cmd("FLUSHALL")).await;
         let alg = algorithm(kind, &mut rng);
         let mode = if case % 2 == 0 { KeyMode::Upstash } else { KeyMode::Cluster };
-        let keyspace = Keyspace::new("@upstash/ratelimit", mode).unwrap();
+        let keyspace = RateLimitKeys::new("@upstash/ratelimit", mode).unwrap();
         let policy = Policy::new("m", alg, FailureMode::Closed).unwrap();
         let clock = FixedClock(std::cell::Cell::new(1_700_000_000_000 + rng.range(0, 10_000_000_000)));
         let limiter = RateLimiter::new(&link, &clock, &keyspace);
@@ -485,7 +485,7 @@ async fn token_bucket_matches_the_model() {
 async fn sliding_window_weights_the_previous_window() {
     let redis = Redis::start();
     let link = NativeLink::connect(&redis.url()).await.unwrap();
-    let keyspace = Keyspace::default();
+    let keyspace = RateLimitKeys::default();
     let policy = Policy::new("w", Algorithm::parse("sliding_window 10/60s").unwrap(), FailureMode::Open).unwrap();
     let start = 1_700_000_040_000u64; // 60_000 * 28_333_334: a window edge
     assert_eq!(start % 60_000, 0);
@@ -531,7 +531,7 @@ async fn sliding_window_weights_the_previous_window() {
 async fn fixed_window_and_token_bucket_edges() {
     let redis = Redis::start();
     let link = NativeLink::connect(&redis.url()).await.unwrap();
-    let keyspace = Keyspace::default();
+    let keyspace = RateLimitKeys::default();
     let me = Identity::Name("me".into());
     let edge = 1_700_000_040_000u64;
     let clock = FixedClock(std::cell::Cell::new(edge - 2));

@@ -47,7 +47,7 @@ async fn raw(redis: &Redis, key: &str) -> Option<String> {
 }
 
 async fn index(redis: &Redis, user: i64) -> Vec<String> {
-    redis::cmd("ZRANGE").arg(session::index_key(user)).arg(0).arg(-1).query_async(&mut redis.conn().await).await.unwrap()
+    redis::cmd("ZRANGE").arg(spindle::keys::session::index(user)).arg(0).arg(-1).query_async(&mut redis.conn().await).await.unwrap()
 }
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn a_logout_between_read_and_write_is_never_undone() {
     let mut changed = read.session.clone();
     changed.set_field("cart", &json!([1, 2]));
     assert_eq!(session::commit(&link, &read, &changed, false, &cfg(), NOW).await.unwrap(), Commit::Gone);
-    assert_eq!(raw(&redis, &session::session_key(s.sid())).await, None);
+    assert_eq!(raw(&redis, &spindle::keys::session::session(s.sid())).await, None);
     assert!(index(&redis, 7).await.is_empty());
     // The same through the retrying update and the session check.
     let err = session::update(&link, &clock, &cfg(), s.sid(), false, |x| x.set_field("a", &json!(1))).await.unwrap_err();
@@ -82,7 +82,7 @@ async fn a_refresh_racing_a_logout_does_not_resurrect_the_session() {
     let mut rolled = read.session.clone();
     rolled.roll(NOW + 5000, &c);
     assert_eq!(session::commit(&link, &read, &rolled, false, &c, NOW + 5000).await.unwrap(), Commit::Gone);
-    assert_eq!(raw(&redis, &session::session_key(s.sid())).await, None);
+    assert_eq!(raw(&redis, &spindle::keys::session::session(s.sid())).await, None);
 }
 
 #[tokio::test]
@@ -113,7 +113,7 @@ async fn concurrent_updates_of_different_fields_all_land() {
     for r in futures_join(tasks).await {
         r.unwrap();
     }
-    let v: Value = serde_json::from_str(&raw(&redis, &session::session_key(s.sid())).await.unwrap()).unwrap();
+    let v: Value = serde_json::from_str(&raw(&redis, &spindle::keys::session::session(s.sid())).await.unwrap()).unwrap();
     assert_eq!(v["a"], "from A");
     assert_eq!(v["b"], "from B");
     for i in 0..n {
@@ -152,14 +152,14 @@ async fn create_never_overwrites_and_replaces_the_old_session() {
     let c = cfg();
     // The sid SeqRng draws first is already taken: SET NX refuses, and the next one is used.
     let first = session::new_sid(&SeqRng::default());
-    let _: () = redis::cmd("SET").arg(session::session_key(&first)).arg("{}").query_async(&mut redis.conn().await).await.unwrap();
+    let _: () = redis::cmd("SET").arg(spindle::keys::session::session(&first)).arg("{}").query_async(&mut redis.conn().await).await.unwrap();
     let s = session::create(&link, &clock, &SeqRng::default(), &c, &req(None), alice()).await.unwrap();
     assert_ne!(s.sid(), first);
-    assert_eq!(raw(&redis, &session::session_key(&first)).await.as_deref(), Some("{}"), "untouched");
+    assert_eq!(raw(&redis, &spindle::keys::session::session(&first)).await.as_deref(), Some("{}"), "untouched");
 
     // Logging in with a session cookie destroys that session.
     let again = session::create(&link, &clock, &OsRng, &c, &req(Some(&cookie_for(s.sid()))), alice()).await.unwrap();
-    assert_eq!(raw(&redis, &session::session_key(s.sid())).await, None);
+    assert_eq!(raw(&redis, &spindle::keys::session::session(s.sid())).await, None);
     assert_eq!(index(&redis, 7).await, vec![again.sid().to_string()]);
 }
 
@@ -168,7 +168,7 @@ async fn the_stored_value_and_ttl_are_what_connect_redis_writes() {
     let (redis, link, clock) = setup().await;
     let c = cfg();
     let s = session::create(&link, &clock, &OsRng, &c, &req(None), alice()).await.unwrap();
-    let key = session::session_key(s.sid());
+    let key = spindle::keys::session::session(s.sid());
     assert_eq!(
         raw(&redis, &key).await.unwrap(),
         concat!(
@@ -192,12 +192,12 @@ async fn express_sessions_are_read_and_indexed_on_their_first_refresh() {
     // What connect-redis stores for `req.session.user = {id, username}`, plus the app's own data.
     let express = r#"{"cookie":{"originalMaxAge":86400000,"expires":"2030-03-18T17:46:40.000Z","httpOnly":true,"path":"/"},"user":{"id":7,"username":"alice"},"views":3}"#;
     let sid = "expressexpressexpressexpressexpr";
-    let _: () = redis::cmd("SET").arg(session::session_key(sid)).arg(express).arg("EX").arg(86_400).query_async(&mut redis.conn().await).await.unwrap();
+    let _: () = redis::cmd("SET").arg(spindle::keys::session::session(sid)).arg(express).arg("EX").arg(86_400).query_async(&mut redis.conn().await).await.unwrap();
     let me = session::authenticate(&link, &clock, &c, &req(Some(&cookie_for(sid)))).await.unwrap();
     assert_eq!(me.user, alice());
     assert!(me.set_cookie.is_some(), "no last_seen: the refresh is due");
     assert_eq!(index(&redis, 7).await, vec![sid.to_string()]);
-    let stored = raw(&redis, &session::session_key(sid)).await.unwrap();
+    let stored = raw(&redis, &spindle::keys::session::session(sid)).await.unwrap();
     assert!(stored.contains(r#""user":{"id":7,"username":"alice"},"views":3,"spindle":{"last_seen":1900000000000"#), "{stored}");
     // Now known, the next check is a single read.
     let me = session::authenticate(&link, &clock, &c, &req(Some(&cookie_for(sid)))).await.unwrap();
@@ -216,13 +216,13 @@ async fn the_index_is_trimmed_and_capped() {
     let idx = index(&redis, 7).await;
     assert_eq!(idx.len(), session::MAX_SESSIONS_PER_USER as usize);
     assert_eq!(idx.first(), Some(&sids[2]), "the two oldest were logged out");
-    assert_eq!(raw(&redis, &session::session_key(&sids[0])).await, None);
-    assert_eq!(raw(&redis, &session::session_key(&sids[1])).await, None);
-    let ttl: i64 = redis::cmd("TTL").arg(session::index_key(7)).query_async(&mut redis.conn().await).await.unwrap();
+    assert_eq!(raw(&redis, &spindle::keys::session::session(&sids[0])).await, None);
+    assert_eq!(raw(&redis, &spindle::keys::session::session(&sids[1])).await, None);
+    let ttl: i64 = redis::cmd("TTL").arg(spindle::keys::session::index(7)).query_async(&mut redis.conn().await).await.unwrap();
     assert!(ttl > 86_000, "the index expires with its sessions ({ttl})");
 
     // Sessions destroyed behind the index's back are trimmed when it is read.
-    let _: () = redis::cmd("DEL").arg(session::session_key(&sids[5])).query_async(&mut redis.conn().await).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(spindle::keys::session::session(&sids[5])).query_async(&mut redis.conn().await).await.unwrap();
     let me = session::authenticate(&link, &clock, &c, &req(Some(&cookie_for(sids.last().unwrap())))).await.unwrap();
     let list = session::list(&link, &clock, &me).await.unwrap();
     assert_eq!(list.len(), session::MAX_SESSIONS_PER_USER as usize - 1);

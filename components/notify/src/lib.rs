@@ -20,7 +20,7 @@ use spindle::http::{Problem, Response};
 use spindle::notify::{self, webhooks, NotifyConfig, Publish, Topic};
 use spindle::ratelimit::Throttle;
 use spindle::session::to_iso;
-use spindle::spin::{serve, Cx, Responder, Routes, WasiPause};
+use spindle::spin::{serve, Cx, Responder, Routes, WasiSleep};
 
 /// A publish with its data: `notify_max_payload_bytes`.
 const PUBLISH_BODY: BodyLimit = BodyLimit::Var { name: "notify_max_payload_bytes", default: 65_536, max: 1 << 20 };
@@ -90,7 +90,7 @@ async fn poll(cx: Cx) -> Result<Response, Problem> {
     };
     let caller = cx.authenticated_caller(false).await?;
     caller.check_read(&topic)?;
-    let batch = notify::poll(cx.link()?, &WasiPause, cx.clock(), &cfg, &topic, cursor, wait).await?;
+    let batch = notify::poll(cx.link()?, &WasiSleep, cx.clock(), &cfg, &topic, cursor, wait).await?;
     Ok(caller.apply(json(200, batch.to_json(&topic))))
 }
 
@@ -194,7 +194,7 @@ async fn sse(cx: Cx, out: Responder) {
         body: Vec::new(),
     });
     let mut sink = out.stream(head);
-    if let Err(e) = notify::stream_events(link, &WasiPause, cx.clock(), &cfg, &mut sink, &topic, cursor).await {
+    if let Err(e) = notify::stream_events(link, &WasiSleep, cx.clock(), &cfg, &mut sink, &topic, cursor).await {
         // The client reconnects with Last-Event-ID and resumes; just note why it ended.
         eprintln!("notify stream ended early: {e}");
     }

@@ -15,12 +15,13 @@
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use spindle::cache::{Degraded, Outcome, Sleep, WasiSleep};
+use spindle::cache::{Degraded, Outcome};
+use spindle::env::Sleep;
 use spindle::env::Clock;
 use spindle::http::router::BodyLimit;
 use spindle::http::{Problem, Response};
 use spindle::session::{self, SessionUser};
-use spindle::spin::{serve, Cx, Routes};
+use spindle::spin::{serve, Cx, Routes, WasiSleep};
 use spindle::users::cached::{self, CachedUsers, Found, Settings};
 use spindle::users::{self, view, LazyStore, StoreError, Updated};
 

@@ -1,4 +1,5 @@
-//! Time and randomness as inputs, so algorithms can be tested with a fixed clock.
+//! Time, sleeping and randomness as inputs, so algorithms can be tested
+//! with a fixed clock.
 
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock {
@@ -62,4 +63,12 @@ impl Rng for SeqRng {
             self.0.set(n.wrapping_add(1));
         }
     }
+}
+
+/// Waiting, as an input: in the guest, a WASI timer registered with
+/// spin-sdk's executor (`spin::WasiSleep`), so the request's other futures
+/// (an SSE body, concurrent POSTs) run meanwhile; a timer in tests.
+#[allow(async_fn_in_trait)]
+pub trait Sleep {
+    async fn sleep_ms(&self, ms: u64);
 }

@@ -43,14 +43,20 @@
 //! **Round trips.** A hit is 1; a miss is 2 (lookup, fill) plus the load; a
 //! caller waiting on someone else's lease adds one per retry.
 
-mod keys;
 
-pub use keys::{escape, Keyspace, DEFAULT_PREFIX};
+pub use crate::keys::cache::{CacheKeys, DEFAULT_PREFIX};
 
-use crate::config::{Config, ConfigError, Vars};
-use crate::env::{Clock, Rng};
-use crate::redis::{self, Arg, Cmd, FromReply, Link, Value};
+use crate::env::{Clock, Rng, Sleep};
+use crate::redis::{self, Arg, Cmd, Link};
 use std::fmt;
+
+mod config;
+mod entry;
+mod naive;
+
+pub use config::{CacheConfig, Mode};
+pub use entry::Entry;
+use entry::{parse_lookup, Lookup, Status};
 
 crate::scripts! {
     GET = ("cache/get", include_str!("get.lua"));
@@ -66,96 +72,6 @@ pub const EPOCH_MARGIN_MS: u64 = 1000;
 pub const MAX_BACKOFF_MS: u64 = 50;
 /// How often a write that could not invalidate retries while it waits.
 pub const INVALIDATE_RETRY_MS: u64 = 250;
-
-/// Which protocol the cache speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Leases, compare-and-set fills, epochs: the real thing.
-    Leases,
-    /// Plain cache-aside (GET; on a miss load and `SET PX`; on a write
-    /// `DEL`). It has the stale-fill race this module exists to prevent and
-    /// is here only so a test can show that race: never use it.
-    Naive,
-}
-
-/// Cache policy. Read from variables with [`CacheConfig::from_vars`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct CacheConfig {
-    pub mode: Mode,
-    /// How long an entry is fresh, before jitter.
-    pub ttl_ms: u64,
-    /// Each fill's freshness is `ttl_ms` scaled by a uniform factor in
-    /// `1 ± jitter`, so entries filled together do not expire together.
-    pub jitter: f64,
-    /// How long a "not found" is cached (0: not at all), before jitter.
-    pub negative_ttl_ms: u64,
-    /// Grace after freshness, and the life of a write's stale copy.
-    pub stale_ms: u64,
-    /// How long a lease holder may take to fill.
-    pub lease_ms: u64,
-    /// How long a caller waits on someone else's lease before it loads from
-    /// the source itself (without filling).
-    pub wait_ms: u64,
-    /// XFetch's beta (0: no early refresh; 1 is the paper's default).
-    pub xfetch_beta: f64,
-    /// How long Redis trusts the source's epoch before it is read again,
-    /// which bounds how long a write that cannot reach Redis takes.
-    pub epoch_ms: u64,
-    /// Test-only: sleep this long between a load and its fill, to widen the
-    /// race a stale fill needs. 0 in production.
-    pub fill_delay_ms: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            mode: Mode::Leases,
-            ttl_ms: 300_000,
-            jitter: 0.1,
-            negative_ttl_ms: 5_000,
-            stale_ms: 30_000,
-            lease_ms: 2_000,
-            wait_ms: 3_000,
-            xfetch_beta: 1.0,
-            epoch_ms: 5_000,
-            fill_delay_ms: 0,
-        }
-    }
-}
-
-const DAY_MS: u64 = 86_400_000;
-
-impl CacheConfig {
-    /// Reads `<prefix>_mode`, `_ttl_s`, `_jitter_pct`, `_negative_ttl_s`,
-    /// `_stale_s`, `_lease_ms`, `_wait_ms`, `_xfetch_beta` and `_epoch_ms`;
-    /// an empty or undeclared one takes its default. Errors name the variable.
-    pub fn from_vars(vars: &impl Vars, prefix: &str) -> Result<Self, ConfigError> {
-        let d = CacheConfig::default();
-        let c = Config::new(vars);
-        let name = |suffix: &str| format!("{prefix}_{suffix}");
-        let secs = |suffix: &str, default_ms: u64, min: u64| -> Result<u64, ConfigError> {
-            Ok(c.int(&name(suffix), default_ms / 1000, min..=DAY_MS / 1000)? * 1000)
-        };
-        let beta = c.float(&name("xfetch_beta"), d.xfetch_beta, 0.0..=100.0)?;
-        Ok(CacheConfig {
-            mode: c.choice(&name("mode"), Mode::Leases, &[("leases", Mode::Leases), ("naive", Mode::Naive)])?,
-            ttl_ms: secs("ttl_s", d.ttl_ms, 1)?,
-            jitter: c.int(&name("jitter_pct"), (d.jitter * 100.0) as u64, 0..=50)? as f64 / 100.0,
-            negative_ttl_ms: secs("negative_ttl_s", d.negative_ttl_ms, 0)?,
-            stale_ms: secs("stale_s", d.stale_ms, 0)?,
-            lease_ms: c.int(&name("lease_ms"), d.lease_ms, 10..=60_000)?,
-            wait_ms: c.int(&name("wait_ms"), d.wait_ms, 0..=60_000)?,
-            xfetch_beta: beta,
-            epoch_ms: c.int(&name("epoch_ms"), d.epoch_ms, 100..=60_000)?,
-            fill_delay_ms: 0,
-        })
-    }
-
-    /// How long a caller may block on a write that cannot reach Redis.
-    pub fn write_bound_ms(&self) -> u64 {
-        self.epoch_ms + EPOCH_MARGIN_MS
-    }
-}
 
 /// Where an answer came from: the `X-Cache` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -220,103 +136,6 @@ pub trait Source {
     async fn bump_epoch(&self) -> Result<i64, Self::Error>;
 }
 
-/// Sleeping, as an input: WASI's monotonic clock in the guest, a timer in tests.
-#[allow(async_fn_in_trait)]
-pub trait Sleep {
-    async fn sleep_ms(&self, ms: u64);
-}
-
-/// Sleeps on a WASI monotonic-clock pollable (the guest blocks; the host does not).
-#[cfg(feature = "spin")]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WasiSleep;
-
-#[cfg(feature = "spin")]
-impl Sleep for WasiSleep {
-    async fn sleep_ms(&self, ms: u64) {
-        if ms > 0 {
-            wasi::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
-        }
-    }
-}
-
-/// An entry as stored: epoch, load time and payload (`None`: not found).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub epoch: i64,
-    pub delta_ms: u64,
-    pub value: Option<String>,
-}
-
-impl Entry {
-    pub fn encode(&self) -> String {
-        match &self.value {
-            Some(v) => format!("{}:{}:V{v}", self.epoch, self.delta_ms),
-            None => format!("{}:{}:N", self.epoch, self.delta_ms),
-        }
-    }
-
-    pub fn decode(raw: &[u8]) -> Option<Entry> {
-        let s = std::str::from_utf8(raw).ok()?;
-        let (epoch, rest) = s.split_once(':')?;
-        let (delta, rest) = rest.split_once(':')?;
-        let value = match rest.as_bytes().first()? {
-            b'V' => Some(rest[1..].to_owned()),
-            b'N' if rest.len() == 1 => None,
-            _ => return None,
-        };
-        Some(Entry { epoch: epoch.parse().ok()?, delta_ms: delta.parse().ok()?, value })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    Hit,
-    Lease,
-    Refresh,
-    Stale,
-    Wait,
-}
-
-impl Status {
-    fn from_int(n: i64) -> Option<Status> {
-        Some(match n {
-            1 => Status::Hit,
-            2 => Status::Lease,
-            3 => Status::Refresh,
-            4 => Status::Stale,
-            5 => Status::Wait,
-            _ => return None,
-        })
-    }
-}
-
-/// What one lookup script call said.
-struct Lookup {
-    epoch: Option<i64>,
-    refresh_epoch: bool,
-    keys: Vec<(Status, Option<Entry>)>,
-}
-
-fn parse_lookup(values: &[Value], n: usize) -> Result<Lookup, redis::Error> {
-    let bad = || redis::Error::Protocol("cache lookup: unexpected reply".into());
-    // epoch (or nil), refresh flag, then (status, entry or nil) per key.
-    if values.len() != 2 + 2 * n {
-        return Err(bad());
-    }
-    let (epoch, refresh_epoch) = <(Option<i64>, bool)>::from_reply(&values[..2]).ok_or_else(bad)?;
-    let keys = values[2..]
-        .chunks(2)
-        .map(|pair| {
-            let (status, entry) = <(i64, Option<Vec<u8>>)>::from_reply(pair).ok_or_else(bad)?;
-            let status = Status::from_int(status).ok_or_else(bad)?;
-            let entry = entry.map(|b| Entry::decode(&b).ok_or_else(bad)).transpose()?;
-            Ok((status, entry))
-        })
-        .collect::<Result<Vec<_>, redis::Error>>()?;
-    Ok(Lookup { epoch, refresh_epoch, keys })
-}
-
 /// The cache, for one request: a link, the ambient clock, randomness and
 /// sleep, a keyspace and a policy.
 pub struct Cache<'a, L: Link, S: Sleep> {
@@ -324,7 +143,7 @@ pub struct Cache<'a, L: Link, S: Sleep> {
     clock: &'a dyn Clock,
     rng: &'a dyn Rng,
     sleep: &'a S,
-    keys: Keyspace,
+    keys: CacheKeys,
     cfg: CacheConfig,
 }
 
@@ -339,7 +158,7 @@ impl fmt::Display for Degraded {
 }
 
 impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
-    pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a S, keys: Keyspace, cfg: CacheConfig) -> Self {
+    pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a S, keys: CacheKeys, cfg: CacheConfig) -> Self {
         Cache { link, clock, rng, sleep, keys, cfg }
     }
 
@@ -347,7 +166,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         &self.cfg
     }
 
-    pub fn keyspace(&self) -> &Keyspace {
+    pub fn keyspace(&self) -> &CacheKeys {
         &self.keys
     }
 
@@ -560,41 +379,6 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         Ok(())
     }
 
-    async fn get_naive<Src: Source>(&self, keys: &[String], src: &Src) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
-        let names: Vec<Arg> = keys.iter().map(|k| self.keys.value(k).into()).collect();
-        let reply = match self.link.exec(&Cmd::new("MGET").args_from(names)).await {
-            Ok(r) if r.values().len() == keys.len() => r,
-            Ok(_) => return self.bypass(keys, src, redis::Error::Protocol("MGET".into())).await,
-            Err(e) => return self.bypass(keys, src, e).await,
-        };
-        let mut out: Vec<Option<Fetched>> = vec![None; keys.len()];
-        let mut missing = Vec::new();
-        for (i, v) in reply.values().iter().enumerate() {
-            match v.as_bytes().and_then(Entry::decode) {
-                Some(e) => out[i] = Some(Fetched { value: e.value, outcome: Outcome::Hit }),
-                None => missing.push(i),
-            }
-        }
-        if !missing.is_empty() {
-            let names: Vec<String> = missing.iter().map(|&i| keys[i].clone()).collect();
-            let started = self.now();
-            let loaded = src.load(&names).await?;
-            let delta = self.now().saturating_sub(started).max(1);
-            if self.cfg.fill_delay_ms > 0 {
-                self.sleep.sleep_ms(self.cfg.fill_delay_ms).await;
-            }
-            for (&i, value) in missing.iter().zip(loaded) {
-                if let Some(px) = self.entry_px(value.is_some()) {
-                    let entry = Entry { epoch: 0, delta_ms: delta, value: value.clone() }.encode();
-                    let _ = self.link.exec(&Cmd::new("SET").arg(self.keys.value(&keys[i])).arg(entry).arg("PX").arg(px)).await;
-                }
-                out[i] = Some(Fetched { value, outcome: Outcome::Miss });
-            }
-        }
-        let fetched = out.into_iter().map(|f| f.unwrap_or(Fetched { value: None, outcome: Outcome::Bypass })).collect();
-        Ok((fetched, None))
-    }
-
     async fn bypass<Src: Source>(&self, keys: &[String], src: &Src, e: redis::Error) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
         let loaded = src.load(keys).await?;
         Ok((loaded.into_iter().map(|value| Fetched { value, outcome: Outcome::Bypass }).collect(), Some(Degraded(e))))
@@ -643,73 +427,3 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn entries_round_trip() {
-        for e in [
-            Entry { epoch: 3, delta_ms: 12, value: Some(r#"{"id":1}"#.into()) },
-            Entry { epoch: 0, delta_ms: 1, value: None },
-            Entry { epoch: -1, delta_ms: 1, value: Some(String::new()) },
-            Entry { epoch: 7, delta_ms: 2, value: Some("a:b:Vc".into()) },
-        ] {
-            assert_eq!(Entry::decode(e.encode().as_bytes()), Some(e.clone()));
-        }
-        assert_eq!(Entry::encode(&Entry { epoch: 2, delta_ms: 5, value: None }), "2:5:N");
-        for bad in ["", "1:2", "1:2:", "1:2:X", "x:2:V", "1:-2:V", "1:2:Nx", "\u{ff}"] {
-            assert_eq!(Entry::decode(bad.as_bytes()), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn config_from_vars() {
-        let c = CacheConfig::from_vars(&vars(&[]), "users_cache").unwrap();
-        assert_eq!(c, CacheConfig::default());
-        let c = CacheConfig::from_vars(
-            &vars(&[
-                ("users_cache_mode", "naive"),
-                ("users_cache_ttl_s", "60"),
-                ("users_cache_jitter_pct", "0"),
-                ("users_cache_negative_ttl_s", "0"),
-                ("users_cache_xfetch_beta", "2.5"),
-                ("users_cache_epoch_ms", "1000"),
-                ("users_cache_lease_ms", " "),
-            ]),
-            "users_cache",
-        )
-        .unwrap();
-        assert_eq!((c.mode, c.ttl_ms, c.jitter, c.negative_ttl_ms, c.xfetch_beta, c.epoch_ms), (Mode::Naive, 60_000, 0.0, 0, 2.5, 1000));
-        assert_eq!(c.lease_ms, 2000);
-        for (k, v) in [
-            ("users_cache_mode", "lru"),
-            ("users_cache_ttl_s", "0"),
-            ("users_cache_jitter_pct", "51"),
-            ("users_cache_xfetch_beta", "NaN"),
-            ("users_cache_xfetch_beta", "-1"),
-            ("users_cache_epoch_ms", "10"),
-            ("users_cache_wait_ms", "x"),
-        ] {
-            let e = CacheConfig::from_vars(&vars(&[(k, v)]), "users_cache").unwrap_err();
-            assert_eq!(e.var, k, "{e}");
-        }
-    }
-
-    #[test]
-    fn lookup_replies_parse() {
-        let b = |s: &str| Value::Bytes(s.as_bytes().to_vec());
-        let l = parse_lookup(&[b("4"), Value::Int(1), Value::Int(1), b("4:3:V{}"), Value::Int(5), Value::Nil], 2).unwrap();
-        assert_eq!((l.epoch, l.refresh_epoch), (Some(4), true));
-        assert_eq!(l.keys[0], (Status::Hit, Some(Entry { epoch: 4, delta_ms: 3, value: Some("{}".into()) })));
-        assert_eq!(l.keys[1], (Status::Wait, None));
-        assert!(parse_lookup(&[Value::Nil, Value::Int(0)], 1).is_err());
-        assert!(parse_lookup(&[Value::Nil, Value::Int(0), Value::Int(9), Value::Nil], 1).is_err());
-        assert!(parse_lookup(&[Value::Nil, Value::Int(0), Value::Int(1), b("junk")], 1).is_err());
-    }
-}

@@ -45,69 +45,15 @@ pub use access::{Caller, Topic, MAX_TOPIC_LEN};
 pub use config::NotifyConfig;
 pub use presence::{beat_topic, heartbeat, present, Present};
 pub use publish::{publish, Publish, Published};
-pub use read::{parse_cursor, poll, stream_events, tail, Batch, Event, Pause, Sink, ZERO_CURSOR};
+pub use read::{parse_cursor, poll, stream_events, tail, Batch, Event, Sink, ZERO_CURSOR};
 
 use crate::config::ConfigError;
 use crate::http::Problem;
 use crate::redis;
 use std::fmt;
 
-/// Key and channel names (see the module docs).
-pub mod keys {
-    use super::Topic;
-
-    pub const PREFIX: &str = "spindle:notify";
-    /// The worker's `[[trigger.redis]]` channel: a topic name kicks that
-    /// topic's fan-out, `*` (or anything that is not a topic) is a tick that
-    /// re-drives every topic and every due retry.
-    pub const DELIVER_CHANNEL: &str = "spindle:notify:deliver";
-    pub const TICK: &str = "*";
-    pub const WEBHOOKS: &str = "spindle:notify:webhooks";
-    pub const WEBHOOK_TOPICS: &str = "spindle:notify:webhook-topics";
-    pub const DUE: &str = "spindle:notify:deliveries:due";
-    pub const PENDING: &str = "spindle:notify:deliveries:pending";
-
-    pub fn stream(t: &Topic) -> String {
-        format!("{PREFIX}:{{{t}}}:events")
-    }
-
-    /// Scoped to the publisher, so two callers' keys never collide, and
-    /// hashed, so the key's text is never the caller's.
-    pub fn idempotency(t: &Topic, owner: &str, key: &str) -> String {
-        format!("{PREFIX}:{{{t}}}:idem:{}", hex32(format!("{owner}\n{key}").as_bytes()))
-    }
-
-    pub fn presence(t: &Topic) -> String {
-        format!("{PREFIX}:{{{t}}}:presence")
-    }
-
-    pub fn topic_webhooks(t: &Topic) -> String {
-        format!("{PREFIX}:{{{t}}}:webhooks")
-    }
-
-    pub fn webhook_cursor(t: &Topic) -> String {
-        format!("{PREFIX}:{{{t}}}:webhooks-cursor")
-    }
-
-    pub fn channel(t: &Topic) -> String {
-        format!("{PREFIX}:topic:{t}")
-    }
-
-    /// `owner` is an [`Identity::identifier`](crate::ratelimit::Identity::identifier): escaped already.
-    pub fn owner_webhooks(owner: &str) -> String {
-        format!("{PREFIX}:owner:{owner}:webhooks")
-    }
-
-    pub fn dead_letters(owner: &str) -> String {
-        format!("{PREFIX}:owner:{owner}:dead-letters")
-    }
-
-    /// The first 16 bytes of SHA-256, in hex.
-    pub fn hex32(data: &[u8]) -> String {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(data)[..16].iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
+/// Key and channel names ([`crate::keys::notify`]).
+pub(crate) use crate::keys::notify as keys;
 
 /// Everything that can go wrong, by what the client is told ([`Error::to_problem`]).
 #[derive(Clone, Debug, PartialEq)]

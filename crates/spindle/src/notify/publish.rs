@@ -15,7 +15,7 @@ use crate::ratelimit::{
     self, Algorithm, Decision, Limited, RateLimiter, Throttle,
 };
 use crate::redis::{Arg, Link, Script};
-use crate::session::to_iso;
+use crate::date::to_iso;
 use serde::Deserialize;
 
 macro_rules! with_limiter {

@@ -14,9 +14,9 @@
 
 use super::config::MAX_EVENTS_PER_READ;
 use super::{keys, Error, NotifyConfig, Topic};
-use crate::env::Clock;
+use crate::env::{Clock, Sleep};
 use crate::redis::{self, Cmd, Link, Transport, Value};
-use crate::session::to_iso;
+use crate::date::to_iso;
 
 /// The cursor before the oldest event (`after=0`).
 pub const ZERO_CURSOR: &str = "0-0";
@@ -140,12 +140,6 @@ pub async fn read(link: &impl Link, topic: &Topic, cursor: &str, block_ms: Optio
     }
 }
 
-/// Waiting, in the guest or natively. The library never sleeps by itself.
-#[allow(async_fn_in_trait)]
-pub trait Pause {
-    async fn sleep(&self, ms: u64);
-}
-
 /// Where an SSE response body goes. `false`: the client is gone.
 #[allow(async_fn_in_trait)]
 pub trait Sink {
@@ -158,7 +152,7 @@ pub trait Sink {
 /// non-blocking reads every `rest_poll_interval_ms` within the same bound.
 pub async fn poll(
     link: &impl Link,
-    pause: &impl Pause,
+    sleep: &impl Sleep,
     clock: &impl Clock,
     cfg: &NotifyConfig,
     topic: &Topic,
@@ -177,7 +171,7 @@ pub async fn poll(
             if !events.is_empty() || now >= deadline {
                 break events;
             }
-            pause.sleep(cfg.rest_poll_interval_ms.min(deadline - now)).await;
+            sleep.sleep_ms(cfg.rest_poll_interval_ms.min(deadline - now)).await;
         }
     } else {
         read(link, topic, &cursor, (wait_ms > 0).then_some(wait_ms)).await?
@@ -196,7 +190,7 @@ pub async fn poll(
 /// `Last-Event-ID` and loses nothing. Returns why it ended.
 pub async fn stream_events(
     link: &impl Link,
-    pause: &impl Pause,
+    sleep: &impl Sleep,
     clock: &impl Clock,
     cfg: &NotifyConfig,
     sink: &mut impl Sink,
@@ -220,7 +214,7 @@ pub async fn stream_events(
         let events = if rest {
             let events = read(link, topic, &cursor, None).await?;
             if events.is_empty() {
-                pause.sleep(cfg.rest_poll_interval_ms.min(wait)).await;
+                sleep.sleep_ms(cfg.rest_poll_interval_ms.min(wait)).await;
             }
             events
         } else {

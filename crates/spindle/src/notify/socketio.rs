@@ -11,11 +11,8 @@ pub const EMITTER_UID: &str = "emitter";
 /// Socket.IO packet type EVENT.
 const EVENT: i64 = 2;
 
-/// The pub/sub channel for a broadcast to one room of a namespace:
-/// `socket.io#<nsp>#<room>#`.
-pub fn channel(nsp: &str, room: &str) -> String {
-    format!("socket.io#{nsp}#{room}#")
-}
+/// The pub/sub channel for a broadcast to one room of a namespace.
+pub use crate::keys::socketio_room as channel;
 
 /// The msgpack payload of `io.of(nsp).to(room).emit(event, ...args)`:
 /// `[uid, {type: 2, data: [event, ...args], nsp}, {rooms: [room], flags: {}, except: []}]`.

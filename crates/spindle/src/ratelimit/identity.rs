@@ -3,7 +3,7 @@
 //! The client address is `crate::http::client`'s: the TCP peer, or behind
 //! trusted proxies the first `X-Forwarded-For` hop that is not one.
 
-use super::keys::{escape, hex32};
+use crate::keys::{escape, hex32};
 use crate::http::client::TrustedProxies;
 use crate::http::{Problem, Request};
 use std::net::{IpAddr, Ipv6Addr};

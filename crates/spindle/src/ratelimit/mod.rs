@@ -38,13 +38,13 @@
 
 mod identity;
 mod login;
-mod keys;
 mod policy;
 
 pub use identity::{client_identity, ApiKeys, Identity, API_KEY_HEADER};
 pub use login::{cost_per_kib, LoginAttempt};
 pub use crate::http::client::TrustedProxies;
-pub use keys::{escape, KeyMode, Keyspace, DEFAULT_PREFIX, MAX_PLAIN_ID};
+pub use crate::keys::ratelimit::{KeyMode, RateLimitKeys, DEFAULT_PREFIX};
+pub use crate::keys::{escape, MAX_PLAIN_ID};
 pub use policy::{parse_duration, Algorithm, FailureMode, Policy, MAX_LIMIT, MAX_WINDOW_MS};
 
 use crate::config::{Config, ConfigError, Vars};
@@ -135,11 +135,11 @@ impl From<redis::Error> for Error {
 pub struct RateLimiter<'a, L, C> {
     link: &'a L,
     clock: &'a C,
-    keyspace: &'a Keyspace,
+    keyspace: &'a RateLimitKeys,
 }
 
 impl<'a, L: Link, C: Clock> RateLimiter<'a, L, C> {
-    pub fn new(link: &'a L, clock: &'a C, keyspace: &'a Keyspace) -> Self {
+    pub fn new(link: &'a L, clock: &'a C, keyspace: &'a RateLimitKeys) -> Self {
         RateLimiter { link, clock, keyspace }
     }
 
@@ -324,7 +324,7 @@ pub const KEYS_VAR: &str = "rate_limit_keys";
 #[derive(Clone, Debug)]
 pub struct Throttle {
     pub policy: Policy,
-    pub keyspace: Keyspace,
+    pub keyspace: RateLimitKeys,
     pub trusted_proxies: TrustedProxies,
 }
 
@@ -339,7 +339,7 @@ impl Throttle {
         let policy = Policy::new(p.name, algorithm, failure).map_err(|e| ConfigError::new(p.var, e))?;
         let mode = c.parse(KEYS_VAR, KeyMode::Upstash, KeyMode::parse)?;
         let prefix = c.text(PREFIX_VAR).unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
-        let keyspace = Keyspace::new(&prefix, mode).map_err(|e| ConfigError::new(PREFIX_VAR, e))?;
+        let keyspace = RateLimitKeys::new(&prefix, mode).map_err(|e| ConfigError::new(PREFIX_VAR, e))?;
         Ok(Throttle { policy, keyspace, trusted_proxies: TrustedProxies::from_vars(vars)? })
     }
 
@@ -461,7 +461,7 @@ mod tests {
         let t = Throttle::api(&vars(&[])).unwrap();
         assert_eq!(t.policy.algorithm, Algorithm::SlidingWindow { limit: 100, window_ms: 60_000 });
         assert_eq!(t.policy.failure, FailureMode::Open);
-        assert_eq!(t.keyspace, Keyspace::default());
+        assert_eq!(t.keyspace, RateLimitKeys::default());
         let l = Throttle::login(&vars(&[("login_rate_limit", "")])).unwrap();
         assert_eq!((l.policy.name.as_str(), l.policy.failure), ("login", FailureMode::Closed));
 

@@ -26,27 +26,27 @@
 
 pub mod cookie;
 mod config;
-mod date;
-mod request;
+mod persist;
+mod set_cookie;
 pub(crate) mod scripts;
 mod store;
 
 pub use config::{SameSite, SecurePolicy, SessionConfig};
 pub use cookie::CookieError;
-pub use date::{parse_iso, to_http_date, to_iso};
+pub use crate::date::{parse_iso, to_http_date, to_iso};
+pub use persist::{commit, load, update, Commit, Loaded};
+pub use set_cookie::{clear_cookie, set_cookie};
 pub use store::{ttl_secs, Corrupt, CookieJson, Meta, StoredSession, UserRef};
 
 use crate::env::{Clock, Rng};
 use crate::http::{Problem, Request, Response};
-use crate::redis::{self, Arg, Cmd, Link};
+use crate::redis::{self, Arg, Link};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::fmt;
 
-/// connect-redis's default prefix: sessions live at `sess:<sid>`.
-pub const KEY_PREFIX: &str = "sess:";
-/// Per-user index of live sessions: `spindle:user-sessions:<user id>`.
-pub const INDEX_PREFIX: &str = "spindle:user-sessions:";
+use crate::keys::session::{index as index_key, session as session_key, PREFIX as KEY_PREFIX};
+
 /// A user's oldest sessions are logged out beyond this many.
 pub const MAX_SESSIONS_PER_USER: u32 = 100;
 /// Random bytes per session id (as express-session's `uid(24)`): 32 base64url characters.
@@ -57,14 +57,6 @@ pub const MAX_USER_AGENT: usize = 256;
 /// writer only loses a round to another writer's success, so this many
 /// concurrent writers of one session all get through.
 pub const UPDATE_ATTEMPTS: usize = 16;
-
-pub fn session_key(sid: &str) -> String {
-    format!("{KEY_PREFIX}{sid}")
-}
-
-pub fn index_key(user_id: i64) -> String {
-    format!("{INDEX_PREFIX}{user_id}")
-}
 
 /// The opaque name of a session in the session list: the first 16 hex
 /// digits of SHA-1(sid). It identifies a session to its owner without
@@ -206,14 +198,14 @@ impl SessionUser {
     }
 }
 
-/// The verified sid of the request's cookie and whether it must be
-/// re-signed (it verified with an older secret).
 /// Whether the request carries a session cookie at all, valid or not: other
 /// components skip the session lookup (and its round trip) without one.
 pub fn has_cookie(cfg: &SessionConfig, req: &Request) -> bool {
     !matches!(cookie::find(req.header_all("cookie"), &cfg.cookie_name), Ok(None))
 }
 
+/// The verified sid of the request's cookie and whether it must be
+/// re-signed (it verified with an older secret).
 pub fn read_cookie(cfg: &SessionConfig, req: &Request) -> Result<(String, bool), SessionError> {
     let value = cookie::find(req.header_all("cookie"), &cfg.cookie_name)
         .map_err(SessionError::BadCookie)?
@@ -225,41 +217,6 @@ pub fn read_cookie(cfg: &SessionConfig, req: &Request) -> Result<(String, bool),
     Ok((sid, index > 0))
 }
 
-/// The `Set-Cookie` value for `sid`, per the cookie policy, expiring at
-/// `expires_ms` (a browser-session cookie when `None`).
-pub fn set_cookie(cfg: &SessionConfig, req: &Request, sid: &str, expires_ms: Option<u64>, now_ms: u64) -> String {
-    let mut c = format!("{}={}", cfg.cookie_name, cookie::wire_value(sid, cfg.signing_secret()));
-    if let Some(e) = expires_ms {
-        c.push_str(&format!("; Max-Age={}", e.saturating_sub(now_ms) / 1000));
-    }
-    attributes(cfg, req, &mut c, expires_ms);
-    c
-}
-
-/// The `Set-Cookie` value that removes the cookie.
-pub fn clear_cookie(cfg: &SessionConfig, req: &Request) -> String {
-    let mut c = format!("{}=; Max-Age=0", cfg.cookie_name);
-    attributes(cfg, req, &mut c, Some(0));
-    c
-}
-
-fn attributes(cfg: &SessionConfig, req: &Request, c: &mut String, expires_ms: Option<u64>) {
-    if let Some(d) = &cfg.domain {
-        c.push_str(&format!("; Domain={d}"));
-    }
-    c.push_str(&format!("; Path={}", cfg.path));
-    if let Some(e) = expires_ms {
-        c.push_str(&format!("; Expires={}", to_http_date(e)));
-    }
-    if cfg.http_only {
-        c.push_str("; HttpOnly");
-    }
-    if cfg.secure_for(req) {
-        c.push_str("; Secure");
-    }
-    c.push_str(&format!("; SameSite={}", cfg.same_site.attribute()));
-}
-
 fn request_meta(cfg: &SessionConfig, req: &Request) -> (Option<String>, Option<String>) {
     let ua = req.header("user-agent").map(|ua| {
         let mut end = ua.len().min(MAX_USER_AGENT);
@@ -269,80 +226,6 @@ fn request_meta(cfg: &SessionConfig, req: &Request) -> (Option<String>, Option<S
         ua[..end].to_owned()
     });
     (ua, cfg.trusted_proxies.client_ip(req).map(|ip| ip.to_string()))
-}
-
-/// A session as read: its raw bytes (for the compare-and-set) and parsed form.
-#[derive(Clone, Debug)]
-pub struct Loaded {
-    pub sid: String,
-    raw: Vec<u8>,
-    pub session: StoredSession,
-}
-
-/// Reads `sess:<sid>`: one GET.
-pub async fn load(link: &impl Link, sid: &str) -> Result<Option<Loaded>, SessionError> {
-    let Some(raw) = link.exec(&Cmd::new("GET").arg(session_key(sid))).await?.opt_bytes()? else {
-        return Ok(None);
-    };
-    let session = StoredSession::parse(&raw).map_err(|c| SessionError::Corrupt(c.0))?;
-    Ok(Some(Loaded { sid: sid.to_owned(), raw, session }))
-}
-
-/// What [`commit`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Commit {
-    Written,
-    /// The session no longer exists (logged out or expired): nothing written.
-    Gone,
-    /// The stored value changed since it was read: nothing written.
-    Conflict,
-    /// The new expiry has passed: the session was deleted.
-    Deleted,
-}
-
-/// Writes `new` over the session `read`, only if it is still what was read
-/// (one script: compare SHA-1, then SET XX with the TTL from `new`'s expiry).
-pub async fn commit(link: &impl Link, read: &Loaded, new: &StoredSession, secure: bool, cfg: &SessionConfig, now_ms: u64) -> Result<Commit, SessionError> {
-    let json = new.to_json(cfg, secure);
-    let ttl = ttl_secs(new.expires, now_ms);
-    let mut keys = vec![Arg::from(session_key(&read.sid))];
-    if let Some(u) = &new.user {
-        keys.push(index_key(u.id).into());
-    }
-    let score = new.meta.created_at.unwrap_or(now_ms);
-    let sha = sha1_smol::Sha1::from(&read.raw).digest().to_string();
-    let args = [Arg::from(read.sid.as_str()), json.into(), score.into(), sha.into(), ttl.into()];
-    let r = link.eval(&scripts::COMMIT, &keys, &args).await?.int()?;
-    Ok(match r {
-        1 => Commit::Written,
-        0 => Commit::Gone,
-        -1 => Commit::Conflict,
-        2 => Commit::Deleted,
-        n => return Err(SessionError::Redis(redis::Error::Protocol(format!("commit answered {n}")))),
-    })
-}
-
-/// Read, change, compare-and-set, retried while other writers get in
-/// between. `Err(NotFound)` when the session is gone (a logout won).
-pub async fn update(
-    link: &impl Link,
-    clock: &impl Clock,
-    cfg: &SessionConfig,
-    sid: &str,
-    secure: bool,
-    mut change: impl FnMut(&mut StoredSession),
-) -> Result<(), SessionError> {
-    for _ in 0..UPDATE_ATTEMPTS {
-        let read = load(link, sid).await?.ok_or(SessionError::NotFound)?;
-        let mut new = read.session.clone();
-        change(&mut new);
-        match commit(link, &read, &new, secure, cfg, clock.now_ms()).await? {
-            Commit::Written => return Ok(()),
-            Commit::Gone | Commit::Deleted => return Err(SessionError::NotFound),
-            Commit::Conflict => continue,
-        }
-    }
-    Err(SessionError::Redis(redis::Error::Server("the session kept changing; update abandoned".into())))
 }
 
 /// Sets one user-data field of the request's session (e.g. `cart`), keeping

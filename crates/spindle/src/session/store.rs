@@ -14,7 +14,6 @@
 //! order, so data an Express app stored survives a write by Spindle byte for byte.
 
 use super::config::{SameSite, SessionConfig};
-use super::date;
 use serde_json::Value;
 
 /// Who a session belongs to: `req.session.user` in Express terms.
@@ -83,7 +82,7 @@ impl CookieJson<'_> {
         let mut s = format!(
             "{{\"originalMaxAge\":{},\"expires\":{},\"secure\":{},\"httpOnly\":{}",
             opt_num(self.original_max_age),
-            self.expires.map_or("null".to_string(), |e| format!("\"{}\"", date::to_iso(e))),
+            self.expires.map_or("null".to_string(), |e| format!("\"{}\"", crate::date::to_iso(e))),
             self.secure,
             self.http_only,
         );
@@ -129,7 +128,7 @@ impl StoredSession {
         let cookie = obj.get("cookie").and_then(Value::as_object);
         let expires = match cookie.and_then(|c| c.get("expires")) {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(date::parse_iso(s).ok_or_else(|| Corrupt("cookie.expires is not an ISO date".into()))?),
+            Some(Value::String(s)) => Some(crate::date::parse_iso(s).ok_or_else(|| Corrupt("cookie.expires is not an ISO date".into()))?),
             Some(_) => return Err(Corrupt("cookie.expires is not a string".into())),
         };
         let original_max_age = cookie.and_then(|c| c.get("originalMaxAge")).and_then(Value::as_u64);

@@ -8,7 +8,7 @@
 //! - [`SpinVars`]: Spin variables;
 //! - [`serve`]: a component's route table over Spin's `wasi:http` request,
 //!   the body read up to the route's limit, the answer sent (or streamed);
-//! - [`sleep_ms`] and [`WasiPause`]: timers on WASI's monotonic clock that
+//! - [`sleep_ms`] and [`WasiSleep`]: timers on WASI's monotonic clock that
 //!   let the other futures of the request run.
 
 mod link;
@@ -23,7 +23,7 @@ pub use serve::{serve, BodySink, Cx, Responder, Routes, SpinEnv};
 pub use outbound::OutboundLink;
 pub use rest::RestLink;
 pub use socket::SocketLink;
-pub use time::{sleep_ms, WasiPause};
+pub use time::{sleep_ms, WasiSleep};
 
 use crate::config::Vars;
 

@@ -39,12 +39,12 @@ pub async fn sleep_ms(ms: u64) {
     ready_before(|| monotonic_clock::subscribe_instant(deadline), None).await;
 }
 
-/// [`sleep_ms`] as the notify readers' [`crate::notify::Pause`].
+/// [`sleep_ms`] as the library's [`crate::env::Sleep`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct WasiPause;
+pub struct WasiSleep;
 
-impl crate::notify::Pause for WasiPause {
-    async fn sleep(&self, ms: u64) {
+impl crate::env::Sleep for WasiSleep {
+    async fn sleep_ms(&self, ms: u64) {
         sleep_ms(ms).await
     }
 }

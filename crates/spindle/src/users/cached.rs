@@ -5,7 +5,8 @@
 //! copy per user, whoever asks.
 
 use super::{Patch, StoreError, Updated, User, UserStore};
-use crate::cache::{Cache, CacheConfig, Degraded, Invalidated, Keyspace, Outcome, Sleep, Source, DEFAULT_PREFIX};
+use crate::cache::{Cache, CacheConfig, CacheKeys, Degraded, Invalidated, Outcome, Source, DEFAULT_PREFIX};
+use crate::env::Sleep;
 use crate::config::{Config, ConfigError, Vars};
 use crate::env::{Clock, Rng};
 use crate::redis::Link;
@@ -93,7 +94,7 @@ pub struct CachedUsers<'a, L: Link, S: UserStore, W: Sleep> {
 
 impl<'a, L: Link, S: UserStore, W: Sleep> CachedUsers<'a, L, S, W> {
     pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a W, cfg: CacheConfig, store: &'a S) -> Self {
-        CachedUsers { cache: Cache::new(link, clock, rng, sleep, Keyspace::new(DEFAULT_PREFIX, NAMESPACE), cfg), store }
+        CachedUsers { cache: Cache::new(link, clock, rng, sleep, CacheKeys::new(DEFAULT_PREFIX, NAMESPACE), cfg), store }
     }
 
     pub fn cache(&self) -> &Cache<'a, L, W> {

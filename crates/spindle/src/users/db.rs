@@ -131,7 +131,7 @@ mod guest {
     /// Opens the store `db_url` selects and brings its schema up to date.
     /// The one place that decides between SQLite and PostgreSQL.
     pub fn open_store(vars: &impl Vars) -> Result<Store, StoreError> {
-        let now = crate::session::to_iso(SystemClock.now_ms());
+        let now = crate::date::to_iso(SystemClock.now_ms());
         let sql = match DbConfig::from_vars(vars)? {
             DbConfig::Sqlite { database } => SpinSql::Sqlite(SpinSqlite::open(&database)?),
             DbConfig::Postgres { url } => SpinSql::Postgres(SpinPg::open(&url)?),

@@ -1,6 +1,7 @@
-//! The two date formats sessions speak: ISO-8601 as JavaScript's
-//! `Date.prototype.toJSON` writes it (in the stored JSON) and the IMF-fixdate
-//! of HTTP (in `Set-Cookie: Expires=`). Times are ms since the Unix epoch.
+//! The two date formats Spindle speaks: ISO-8601 as JavaScript's
+//! `Date.prototype.toJSON` writes it (sessions' stored JSON, API answers,
+//! events) and the IMF-fixdate of HTTP (`Set-Cookie: Expires=`). Times are
+//! ms since the Unix epoch.
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

@@ -1,0 +1,339 @@
+//! The keyspace: every key and channel Spindle reads or writes, built in
+//! this one module, with the one rule that keeps user input out of keys
+//! ([`escape`]).
+//!
+//! | family | key | slot rule (Redis Cluster) |
+//! |---|---|---|
+//! | sessions (connect-redis) | `sess:<sid>` | fixed by connect-redis: no hash tag |
+//! | a user's sessions | `spindle:user-sessions:<user id>` | its own slot |
+//! | rate limits (@upstash/ratelimit) | `<prefix>:<policy>:<id>:<window>`, `<prefix>:<policy>:<id>` (token bucket) | `upstash` mode: as upstash writes them (a sliding window's two buckets may be two slots); `cluster` mode: `{<id>}` tags every key of an identifier |
+//! | cache entry, lease, stale copy | `spindle:cache:{<ns>:<key>}`, `spindle:cache-lease:{…}`, `spindle:cache-stale:{…}` | the entry's `{ns:key}` tag |
+//! | cache epoch | `spindle:cache-epoch:<ns>`, `spindle:cache-epoch-lease:<ns>` | their own slot |
+//! | notify stream, idempotency, presence, webhooks of a topic | `spindle:notify:{<topic>}:events`, `…:idem:<hash>`, `…:presence`, `…:webhooks`, `…:webhooks-cursor` | the topic's `{topic}` tag |
+//! | webhook registry and deliveries | `spindle:notify:webhooks`, `…:webhook-topics`, `…:deliveries:due`, `…:deliveries:pending`, `…:owner:<owner>:webhooks`, `…:owner:<owner>:dead-letters` | their own slots |
+//! | channels | `spindle:notify:topic:<topic>` (live listeners), `spindle:notify:deliver` (the worker), `socket.io#/#<room>#` (Socket.IO's adapter) | pub/sub is cluster-wide |
+//!
+//! Interop keys (`sess:`, `@upstash/ratelimit:`, `socket.io#`) are
+//! byte-for-byte what the Node libraries use; everything else is under
+//! `spindle:`.
+
+use sha2::{Digest, Sha256};
+
+/// Makes user input safe to put in a key. An ordinary identifier (1..=128
+/// plain bytes: [`is_plain`]) stays as it is, so it matches the key
+/// @upstash/ratelimit writes for it; anything else becomes `!` and the first
+/// 32 hex digits of its SHA-256. `!` is never plain, so a hashed identifier
+/// cannot equal a plain one.
+pub fn escape(raw: &str) -> String {
+    if !raw.is_empty() && raw.len() <= MAX_PLAIN_ID && raw.bytes().all(is_plain) {
+        raw.to_owned()
+    } else {
+        format!("!{}", hex32(raw.as_bytes()))
+    }
+}
+
+/// The first 16 bytes of SHA-256, in lower-case hex.
+pub(crate) fn hex32(data: &[u8]) -> String {
+    Sha256::digest(data)[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a byte may appear in a key part as it is: letters, digits and
+/// `-._~:@/+=`. No spaces or control bytes, no glob characters (`*?[]\`,
+/// which upstash's own reset feeds to SCAN MATCH), no braces (hash tags),
+/// and not `!`, which marks a hashed part.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:@/+=".contains(&b)
+}
+
+/// The longest key part kept as it is; longer ones are hashed.
+pub const MAX_PLAIN_ID: usize = 128;
+
+/// Sessions, as connect-redis keeps them, and Spindle's per-user index.
+pub mod session {
+    /// connect-redis's default prefix: sessions live at `sess:<sid>`.
+    pub const PREFIX: &str = "sess:";
+    /// Per-user index of live sessions: `spindle:user-sessions:<user id>`.
+    pub const INDEX_PREFIX: &str = "spindle:user-sessions:";
+
+    pub fn session(sid: &str) -> String {
+        format!("{PREFIX}{sid}")
+    }
+
+    pub fn index(user_id: i64) -> String {
+        format!("{INDEX_PREFIX}{user_id}")
+    }
+}
+
+/// Rate-limit counters: the @upstash/ratelimit layout, optionally with a
+/// Redis Cluster hash tag.
+///
+/// ```text
+/// upstash mode (default)    <prefix>:<policy>:<id>:<window>      fixed and sliding window
+///                           <prefix>:<policy>:<id>               token bucket (hash: refilledAt, tokens)
+/// cluster mode              <prefix>:<policy>:{<id>}:<window>    the same, with <id> as the hash tag
+/// ```
+///
+/// `<prefix>:<policy>` is what @upstash/ratelimit calls its `prefix`, and
+/// `<id>` its identifier; in cluster mode the Node side passes `{<id>}`.
+pub mod ratelimit {
+    /// @upstash/ratelimit's default prefix.
+    pub const DEFAULT_PREFIX: &str = "@upstash/ratelimit";
+
+    /// Exact @upstash/ratelimit keys, or keys whose identifier is a hash tag.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum KeyMode {
+        /// `<prefix>:<policy>:<id>:…`: byte-for-byte what @upstash/ratelimit writes.
+        /// The two keys of a sliding window may land in different Cluster slots.
+        Upstash,
+        /// `<prefix>:<policy>:{<id>}:…`: every key of one identifier in one slot.
+        Cluster,
+    }
+
+    impl KeyMode {
+        pub fn parse(s: &str) -> Result<KeyMode, String> {
+            match s.trim() {
+                "upstash" => Ok(KeyMode::Upstash),
+                "cluster" => Ok(KeyMode::Cluster),
+                other => Err(format!("expected upstash or cluster, got {other:?}")),
+            }
+        }
+    }
+
+    /// The key prefix and mode shared by every policy.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct RateLimitKeys {
+        prefix: String,
+        mode: KeyMode,
+    }
+
+    impl Default for RateLimitKeys {
+        fn default() -> Self {
+            RateLimitKeys { prefix: DEFAULT_PREFIX.into(), mode: KeyMode::Upstash }
+        }
+    }
+
+    impl RateLimitKeys {
+        /// The prefix is 1..=100 printable ASCII characters, without spaces or
+        /// braces (which would move keys between Cluster slots).
+        pub fn new(prefix: &str, mode: KeyMode) -> Result<RateLimitKeys, String> {
+            let ok = !prefix.is_empty()
+                && prefix.len() <= 100
+                && prefix.bytes().all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+            if !ok {
+                return Err(format!("{prefix:?} must be 1-100 printable ASCII characters without spaces or braces"));
+            }
+            Ok(RateLimitKeys { prefix: prefix.to_owned(), mode })
+        }
+
+        pub fn prefix(&self) -> &str {
+            &self.prefix
+        }
+
+        pub fn mode(&self) -> KeyMode {
+            self.mode
+        }
+
+        /// `<prefix>:<policy>:<id>`, or with `{<id>}` in cluster mode. `id` is
+        /// already escaped ([`super::escape`]), so it holds no braces.
+        pub fn base(&self, policy: &str, id: &str) -> String {
+            match self.mode {
+                KeyMode::Upstash => format!("{}:{policy}:{id}", self.prefix),
+                KeyMode::Cluster => format!("{}:{policy}:{{{id}}}", self.prefix),
+            }
+        }
+    }
+}
+
+/// The cache: `<prefix>:<kind>:{<namespace>:<key>}`. The three keys of one
+/// entry share a hash tag, so one script may touch them together on Redis
+/// Cluster:
+///
+/// ```text
+/// spindle:cache:{users:42}          the entry
+/// spindle:cache-lease:{users:42}    the lease token of whoever is loading it
+/// spindle:cache-stale:{users:42}    what the last write invalidated (short TTL)
+/// spindle:cache-epoch:users         the source's epoch, as Redis last read it
+/// spindle:cache-epoch-lease:users   who is refreshing that
+/// ```
+pub mod cache {
+    use super::escape;
+
+    pub const DEFAULT_PREFIX: &str = "spindle";
+
+    /// The keys of one cache namespace (`users`).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct CacheKeys {
+        prefix: String,
+        namespace: String,
+    }
+
+    impl CacheKeys {
+        /// `prefix` and `namespace` are chosen by code, not users; they are
+        /// escaped all the same.
+        pub fn new(prefix: &str, namespace: &str) -> CacheKeys {
+            CacheKeys { prefix: escape(prefix), namespace: escape(namespace) }
+        }
+
+        fn tagged(&self, kind: &str, key: &str) -> String {
+            format!("{}:{kind}:{{{}:{}}}", self.prefix, self.namespace, escape(key))
+        }
+
+        pub fn value(&self, key: &str) -> String {
+            self.tagged("cache", key)
+        }
+
+        pub fn lease(&self, key: &str) -> String {
+            self.tagged("cache-lease", key)
+        }
+
+        pub fn stale(&self, key: &str) -> String {
+            self.tagged("cache-stale", key)
+        }
+
+        pub fn epoch(&self) -> String {
+            format!("{}:cache-epoch:{}", self.prefix, self.namespace)
+        }
+
+        pub fn epoch_lease(&self) -> String {
+            format!("{}:cache-epoch-lease:{}", self.prefix, self.namespace)
+        }
+    }
+}
+
+/// Notify: a topic's keys share its `{topic}` hash tag.
+pub mod notify {
+    pub(crate) use super::hex32;
+    use crate::notify::Topic;
+
+    pub const PREFIX: &str = "spindle:notify";
+    /// The worker's `[[trigger.redis]]` channel: a topic name kicks that
+    /// topic's fan-out, `*` (or anything that is not a topic) is a tick that
+    /// re-drives every topic and every due retry.
+    pub const DELIVER_CHANNEL: &str = "spindle:notify:deliver";
+    pub const TICK: &str = "*";
+    pub const WEBHOOKS: &str = "spindle:notify:webhooks";
+    pub const WEBHOOK_TOPICS: &str = "spindle:notify:webhook-topics";
+    pub const DUE: &str = "spindle:notify:deliveries:due";
+    pub const PENDING: &str = "spindle:notify:deliveries:pending";
+
+    pub fn stream(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:events")
+    }
+
+    /// Scoped to the publisher, so two callers' keys never collide, and
+    /// hashed, so the key's text is never the caller's.
+    pub fn idempotency(t: &Topic, owner: &str, key: &str) -> String {
+        format!("{PREFIX}:{{{t}}}:idem:{}", hex32(format!("{owner}\n{key}").as_bytes()))
+    }
+
+    pub fn presence(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:presence")
+    }
+
+    pub fn topic_webhooks(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:webhooks")
+    }
+
+    pub fn webhook_cursor(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:webhooks-cursor")
+    }
+
+    pub fn channel(t: &Topic) -> String {
+        format!("{PREFIX}:topic:{t}")
+    }
+
+    /// `owner` is an [`Identity::identifier`](crate::ratelimit::Identity::identifier): escaped already.
+    pub fn owner_webhooks(owner: &str) -> String {
+        format!("{PREFIX}:owner:{owner}:webhooks")
+    }
+
+    pub fn dead_letters(owner: &str) -> String {
+        format!("{PREFIX}:owner:{owner}:dead-letters")
+    }
+}
+
+/// Socket.IO's Redis adapter channel for a room of a namespace:
+/// `socket.io#<namespace>#<room>#`, as @socket.io/redis-adapter subscribes.
+pub fn socketio_room(namespace: &str, room: &str) -> String {
+    format!("socket.io#{namespace}#{room}#")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ratelimit::{KeyMode, RateLimitKeys};
+    use super::*;
+
+    #[test]
+    fn ordinary_identifiers_stay_as_they_are() {
+        for id in ["alice", "ip:203.0.113.7", "ip:2001:db8::/64", "user:42", "a.b-c_d~e@f/g+h=i", &"x".repeat(128)] {
+            assert_eq!(escape(id), id);
+        }
+    }
+
+    #[test]
+    fn hostile_identifiers_are_hashed() {
+        let hostile = [
+            "",
+            " ",
+            "a b",
+            "a\r\nDEL x",
+            "*",
+            "a*",
+            "a?",
+            "[a]",
+            "a\\b",
+            "{tag}",
+            "a}b",
+            "!x",
+            "é",
+            "a\u{0}b",
+            &"x".repeat(129),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for id in hostile {
+            let e = escape(id);
+            assert!(e.starts_with('!') && e.len() == 33, "{id:?} -> {e}");
+            assert!(e[1..].bytes().all(|b| b.is_ascii_hexdigit()));
+            assert!(seen.insert(e), "collision for {id:?}");
+        }
+        assert_eq!(escape("a b"), escape("a b"), "deterministic");
+    }
+
+    #[test]
+    fn key_layouts() {
+        let up = RateLimitKeys::default();
+        assert_eq!(up.base("api", "ip:1.2.3.4"), "@upstash/ratelimit:api:ip:1.2.3.4");
+        let cl = RateLimitKeys::new("rl", KeyMode::Cluster).unwrap();
+        assert_eq!(cl.base("api", "ip:1.2.3.4"), "rl:api:{ip:1.2.3.4}");
+        for bad in ["", "a b", "a{b", "a}b", "é", &"p".repeat(101)] {
+            assert!(RateLimitKeys::new(bad, KeyMode::Upstash).is_err(), "{bad:?}");
+        }
+        assert_eq!(KeyMode::parse("cluster"), Ok(KeyMode::Cluster));
+        assert!(KeyMode::parse("Cluster").is_err());
+    }
+
+    #[test]
+    fn keys_follow_the_scheme() {
+        let ks = cache::CacheKeys::new(cache::DEFAULT_PREFIX, "users");
+        assert_eq!(ks.value("42"), "spindle:cache:{users:42}");
+        assert_eq!(ks.lease("42"), "spindle:cache-lease:{users:42}");
+        assert_eq!(ks.stale("42"), "spindle:cache-stale:{users:42}");
+        assert_eq!(ks.epoch(), "spindle:cache-epoch:users");
+        assert_eq!(ks.epoch_lease(), "spindle:cache-epoch-lease:users");
+    }
+
+    #[test]
+    fn sessions_and_topics() {
+        assert_eq!(session::session("abc"), "sess:abc");
+        assert_eq!(session::index(42), "spindle:user-sessions:42");
+        let t = crate::notify::Topic::parse("chat:lobby").unwrap();
+        for k in [notify::stream(&t), notify::presence(&t), notify::topic_webhooks(&t), notify::webhook_cursor(&t)] {
+            assert!(k.starts_with("spindle:notify:{chat:lobby}:"), "{k}");
+        }
+        let a = notify::idempotency(&t, "user:1", "k");
+        assert!(a.starts_with("spindle:notify:{chat:lobby}:idem:") && !a.ends_with(":k"));
+        assert_ne!(a, notify::idempotency(&t, "user:2", "k"), "scoped to the publisher");
+        assert_eq!(notify::channel(&t), "spindle:notify:topic:chat:lobby");
+        assert_eq!(socketio_room("/", "admins"), "socket.io#/#admins#");
+    }
+}

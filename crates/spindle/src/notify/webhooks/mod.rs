@@ -1,0 +1,125 @@
+//! Webhooks: a topic's events POSTed to registered URLs, signed per the
+//! [Standard Webhooks](https://www.standardwebhooks.com/) scheme, retried
+//! with backoff, and dead-lettered after the last attempt.
+//!
+//! **Model.** Spin's Redis trigger hands a component only the message
+//! payload, one short-lived invocation per message, so nothing can wait in
+//! memory. Everything durable is in Redis:
+//!
+//! - a topic's events are its stream; `…{topic}:webhooks-cursor` is the last
+//!   one fanned out;
+//! - a delivery (one event × one webhook) is a record in
+//!   `deliveries:pending` and a member of `deliveries:due`, scored by when it
+//!   is next due;
+//! - the worker's pass ([`run`]) is one claim script (fan out new events,
+//!   lease up to a batch of due deliveries by pushing their due time past
+//!   the send timeout), concurrent signed POSTs, then one settle script
+//!   (forget the delivered, reschedule the failed with backoff, dead-letter
+//!   the exhausted).
+//!
+//! Every host's trigger receives every message (pub/sub), so every host's
+//! worker runs the pass; the atomic lease gives each delivery to one of
+//! them. A worker that dies mid-delivery leaves a lease that simply runs
+//! out: the delivery is due again and retried (at-least-once; receivers
+//! dedupe by `webhook-id`).
+//!
+//! **What drives retries.** A publish on a topic with webhooks PUBLISHes the
+//! topic to `spindle:notify:deliver`; every pass also re-drives all due
+//! retries of every topic. When traffic is idle nothing arrives, so
+//! something must tick: `PUBLISH spindle:notify:deliver '*'` from cron (or
+//! `POST /notify/webhooks/redrive` from an HTTP scheduler). A tick also
+//! catches up every topic whose kick was lost while no trigger was listening.
+
+mod registry;
+mod sign;
+mod url;
+mod worker;
+
+pub use registry::{create, dead_letters, delete, list, redrive, Webhook, MAX_CREATE_BODY};
+pub use sign::{new_secret, sign};
+pub use url::{parse_url, AllowList, WebhookUrl};
+pub use worker::{run, Deliver, Delivery, Kick, Outcome, Outgoing, Report};
+
+use crate::config::{Config, ConfigError, Vars};
+use crate::env::Rng;
+use super::Error;
+
+crate::scripts! {
+    CREATE = ("notify/webhook_create", include_str!("../webhook_create.lua"));
+    LIST = ("notify/webhook_list", include_str!("../webhook_list.lua"));
+    DELETE = ("notify/webhook_delete", include_str!("../webhook_delete.lua"));
+    CLAIM = ("notify/delivery_claim", include_str!("../delivery_claim.lua"));
+    SETTLE = ("notify/delivery_settle", include_str!("../delivery_settle.lua"));
+}
+
+/// Limits on registrations.
+pub const MAX_PER_OWNER: u64 = 25;
+pub const MAX_PER_TOPIC: u64 = 100;
+pub const MAX_URL_LEN: usize = 2048;
+/// Deliveries one pass leases at once, and events one topic fans out per pass.
+pub const BATCH: usize = 32;
+pub const MAX_EVENTS_PER_PASS: usize = 100;
+/// A pass stops taking new batches after this long (Spin runs one trigger
+/// message at a time, so a worker must not linger).
+pub const PASS_BUDGET_MS: u64 = 10_000;
+/// Topics a tick catches up at most.
+pub const MAX_TICK_TOPICS: usize = 256;
+/// The dead-letter stream of an owner: about this many entries, kept this long.
+pub const DEAD_LETTER_MAXLEN: u64 = 1000;
+pub const DEAD_LETTER_TTL_MS: u64 = 30 * 86_400_000;
+/// The longest backoff between attempts.
+pub const MAX_BACKOFF_MS: u64 = 6 * 3_600_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `notify_webhook_allow`, or when empty `webhook_origin` (the entry the
+    /// worker's `allowed_outbound_hosts` is templated from).
+    pub allow: AllowList,
+    /// One delivery's bound: connect, send and the whole answer.
+    pub timeout_ms: u64,
+    /// Attempts in all, the first included; then the dead-letter stream.
+    pub max_attempts: u32,
+    /// The wait after the first failure; ×4 after each further one (±10%), at most 6 h.
+    pub backoff_ms: u64,
+}
+
+impl WebhookConfig {
+    pub fn from_vars(vars: &impl Vars) -> Result<Self, Error> {
+        let c = Config::new(vars);
+        let (name, list) = match c.text("notify_webhook_allow") {
+            Some(l) => ("notify_webhook_allow", l),
+            None => ("webhook_origin", c.text("webhook_origin").unwrap_or_default()),
+        };
+        let allow = AllowList::parse(&list).map_err(|e| ConfigError::new(name, e))?;
+        Ok(WebhookConfig {
+            allow,
+            timeout_ms: c.duration_ms("notify_webhook_timeout", 5_000, 100..=60_000)?,
+            max_attempts: c.int("notify_webhook_max_attempts", 6, 1..=20)?,
+            backoff_ms: c.duration_ms("notify_webhook_backoff", 5_000, 10..=3_600_000)?,
+        })
+    }
+
+    /// When a delivery that just failed its `attempt` is due again.
+    pub fn backoff(&self, attempt: u32, rng: &impl Rng) -> u64 {
+        let base = self.backoff_ms.saturating_mul(4u64.saturating_pow(attempt.saturating_sub(1))).min(MAX_BACKOFF_MS);
+        let jitter = (rng.u64() % 201) as i64 - 100; // ±10% in steps of 0.1%
+        (base as i64 + base as i64 * jitter / 1000).max(1) as u64
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::SeqRng;
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cfg = WebhookConfig { allow: AllowList::default(), timeout_ms: 1000, max_attempts: 6, backoff_ms: 5000 };
+        let rng = SeqRng::default();
+        let b: Vec<u64> = (1..=6).map(|n| cfg.backoff(n, &rng)).collect();
+        for (n, want) in [5_000u64, 20_000, 80_000, 320_000, 1_280_000, 5_120_000].iter().enumerate() {
+            assert!(b[n].abs_diff(*want) <= want / 10, "attempt {}: {} vs {want}", n + 1, b[n]);
+        }
+        assert!(cfg.backoff(30, &rng) <= MAX_BACKOFF_MS * 11 / 10);
+    }
+}
