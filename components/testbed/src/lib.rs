@@ -1,6 +1,7 @@
 //! A test-only component for the runner's end-to-end tests: it reports what
 //! the host gave it (Spin headers, variables) and does what it is told
-//! (trap, dial a Redis, fetch a URL, sleep, run a PostgreSQL script). Never
+//! (trap, dial a Redis, fetch a URL, sleep, run a PostgreSQL script, PING a
+//! Redis over a raw wasi:sockets TCP connection, resolve a name). Never
 //! deployed.
 
 use spin_sdk::http::{IntoResponse, Request, Response};
@@ -59,6 +60,14 @@ async fn handle(req: Request) -> impl IntoResponse {
                 Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
             }
         }
+        "/tcp" => match tcp_ping(&query(&req, "addr").unwrap_or_default()) {
+            Ok(reply) => json(200, serde_json::json!({ "reply": reply })),
+            Err(e) => json(502, serde_json::json!({ "error": e })),
+        },
+        "/resolve" => match resolve(&query(&req, "name").unwrap_or_default()) {
+            Ok(addrs) => json(200, serde_json::json!({ "addresses": addrs })),
+            Err(e) => json(502, serde_json::json!({ "error": e })),
+        },
         "/eval" => eval(&req).await,
         "/pg" => pg(&req),
         "/sleep" => {
@@ -81,6 +90,46 @@ async fn handle(req: Request) -> impl IntoResponse {
                 "headers": headers,
                 "body_len": req.body().len(),
             }))
+        }
+    }
+}
+
+/// Connects to `ip:port` over wasi:sockets TCP, sends `PING` and returns the
+/// first line of the reply; an error is the wasi error code's name.
+fn tcp_ping(addr: &str) -> Result<String, String> {
+    use wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasi::sockets::{instance_network, tcp_create_socket};
+    let addr: std::net::SocketAddrV4 = addr.parse().map_err(|e| format!("bad address: {e}"))?;
+    let [a, b, c, d] = addr.ip().octets();
+    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress { port: addr.port(), address: (a, b, c, d) });
+    let socket = tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| e.name().to_owned())?;
+    socket.start_connect(&instance_network::instance_network(), remote).map_err(|e| e.name().to_owned())?;
+    let ready = socket.subscribe();
+    let (input, output) = loop {
+        match socket.finish_connect() {
+            Ok(streams) => break streams,
+            Err(ErrorCode::WouldBlock) => ready.block(),
+            Err(e) => return Err(e.name().to_owned()),
+        }
+    };
+    output.blocking_write_and_flush(b"PING\r\n").map_err(|e| format!("write: {e:?}"))?;
+    let reply = input.blocking_read(64).map_err(|e| format!("read: {e:?}"))?;
+    Ok(String::from_utf8_lossy(&reply).trim_end().to_owned())
+}
+
+/// Resolves a name with wasi:sockets ip-name-lookup.
+fn resolve(name: &str) -> Result<Vec<String>, String> {
+    use wasi::sockets::network::{ErrorCode, IpAddress};
+    use wasi::sockets::{instance_network, ip_name_lookup};
+    let stream = ip_name_lookup::resolve_addresses(&instance_network::instance_network(), name).map_err(|e| e.name().to_owned())?;
+    let mut out = Vec::new();
+    loop {
+        match stream.resolve_next_address() {
+            Ok(Some(IpAddress::Ipv4((a, b, c, d)))) => out.push(format!("{a}.{b}.{c}.{d}")),
+            Ok(Some(IpAddress::Ipv6(v6))) => out.push(format!("{v6:?}")),
+            Ok(None) => return Ok(out),
+            Err(ErrorCode::WouldBlock) => stream.subscribe().block(),
+            Err(e) => return Err(e.name().to_owned()),
         }
     }
 }
