@@ -239,6 +239,49 @@ async fn outbound_http_connections_are_pooled_across_requests() {
     server.abort();
 }
 
+/// The guest's request-options bound outbound HTTP as on Spin: a server
+/// that never answers is `connection-read-timeout` once the first-byte
+/// timeout passes, and one that stalls mid-body fails the body read then.
+/// (Spin reports that body error as `connection-read-timeout` too; through
+/// wasmtime 48 a body error carries no `http-error-code`.)
+#[tokio::test]
+async fn outbound_http_honours_the_guests_timeouts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = Redis::start();
+    let rt = testbed(&redis, RunnerOpts::default());
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let stalling = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalling_port = stalling.local_addr().unwrap().port();
+    let servers = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                Ok((s, _)) = silent.accept() => held.push(s),
+                Ok((mut s, _)) = stalling.accept() => {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab").await;
+                    held.push(s);
+                }
+            }
+        }
+    });
+    for (port, failing) in [(silent_port, "response"), (stalling_port, "body")] {
+        let started = Instant::now();
+        let (s, v) = get_json(&rt.url(&format!("/tb/timed-get?url=http://127.0.0.1:{port}/&timeout_ms=300"))).await;
+        let took = started.elapsed();
+        assert_eq!(s, 502, "{v}");
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with(failing), "{failing}: {v}");
+        if failing == "response" {
+            assert!(error.contains("ConnectionReadTimeout"), "{v}");
+        }
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5), "{failing}: {took:?}");
+    }
+    servers.abort();
+}
+
 /// A trap is Spin's bare 500: no body, nothing of the error for the client.
 #[tokio::test]
 async fn a_trap_is_an_empty_500_and_the_runner_keeps_serving() {

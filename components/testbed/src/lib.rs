@@ -1,8 +1,8 @@
 //! A test-only component for the runner's end-to-end tests: it reports what
 //! the host gave it (Spin headers, variables) and does what it is told
-//! (trap, dial a Redis, fetch a URL, sleep, run a PostgreSQL script, PING a
-//! Redis over a raw wasi:sockets TCP connection, resolve a name). Never
-//! deployed.
+//! (trap, dial a Redis, fetch a URL, with or without request-options
+//! timeouts, sleep, run a PostgreSQL script, PING a Redis over a raw
+//! wasi:sockets TCP connection, resolve a name). Never deployed.
 
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
@@ -60,6 +60,14 @@ async fn handle(req: Request) -> impl IntoResponse {
                 Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
             }
         }
+        "/timed-get" => {
+            let url = query(&req, "url").unwrap_or_default();
+            let ms: u64 = query(&req, "timeout_ms").and_then(|s| s.parse().ok()).unwrap_or(1000);
+            match timed_get(&url, ms) {
+                Ok((status, len)) => json(200, serde_json::json!({ "status": status, "body_len": len })),
+                Err(e) => json(502, serde_json::json!({ "error": e })),
+            }
+        }
         "/tcp" => match tcp_ping(&query(&req, "addr").unwrap_or_default()) {
             Ok(reply) => json(200, serde_json::json!({ "reply": reply })),
             Err(e) => json(502, serde_json::json!({ "error": e })),
@@ -90,6 +98,43 @@ async fn handle(req: Request) -> impl IntoResponse {
                 "headers": headers,
                 "body_len": req.body().len(),
             }))
+        }
+    }
+}
+
+/// GETs `url` through wasi:http with every request-options timeout set to
+/// `ms` (spin-sdk's `send` cannot set them); returns the status and the body
+/// length, or the error code (`where: code`) of the response or of its body.
+fn timed_get(url: &str, ms: u64) -> Result<(u16, usize), String> {
+    use wasi::http::types::{Fields, OutgoingRequest, RequestOptions, Scheme};
+    use wasi::http::{outgoing_handler, types::http_error_code};
+    use wasi::io::streams::StreamError;
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let req = OutgoingRequest::new(Fields::new());
+    req.set_scheme(Some(&Scheme::Http)).map_err(|_| "scheme")?;
+    req.set_authority(Some(authority)).map_err(|_| "authority")?;
+    req.set_path_with_query(Some(path)).map_err(|_| "path")?;
+    let options = RequestOptions::new();
+    let ns = ms * 1_000_000;
+    options.set_connect_timeout(Some(ns)).map_err(|_| "connect timeout refused")?;
+    options.set_first_byte_timeout(Some(ns)).map_err(|_| "first-byte timeout refused")?;
+    options.set_between_bytes_timeout(Some(ns)).map_err(|_| "between-bytes timeout refused")?;
+    let future = outgoing_handler::handle(req, Some(options)).map_err(|e| format!("handle: {e:?}"))?;
+    future.subscribe().block();
+    let resp = match future.get() {
+        Some(Ok(Ok(resp))) => resp,
+        Some(Ok(Err(code))) => return Err(format!("response: {code:?}")),
+        other => return Err(format!("response: {other:?}")),
+    };
+    let body = resp.consume().map_err(|_| "body taken")?;
+    let stream = body.stream().map_err(|_| "stream taken")?;
+    let mut len = 0;
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => len += chunk.len(),
+            Err(StreamError::Closed) => return Ok((resp.status(), len)),
+            Err(StreamError::LastOperationFailed(e)) => return Err(format!("body: {:?}", http_error_code(&e))),
         }
     }
 }

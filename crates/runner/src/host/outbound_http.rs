@@ -22,7 +22,9 @@
 //! `connection-refused`, a TCP connect past its deadline
 //! `connection-timeout`, a TLS failure `tls-protocol-error`, a late first
 //! byte or a stalled body `connection-read-timeout`, anything else from the
-//! connection `http-protocol-error`.
+//! connection `http-protocol-error`. (wasmtime 48 hands a body error to the
+//! guest without its code: `http-error-code` answers none, where Spin's
+//! wasmtime 44 answers the code.)
 
 use super::allowed_hosts::AllowedHosts;
 use bytes::Bytes;
