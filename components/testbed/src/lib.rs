@@ -1,7 +1,8 @@
 //! A test-only component for the runner's end-to-end tests: it reports what
 //! the host gave it (Spin headers, variables) and does what it is told
-//! (trap, dial a Redis, fetch a URL, sleep, run a PostgreSQL script). Never
-//! deployed.
+//! (trap, dial a Redis, fetch a URL, with or without request-options
+//! timeouts, sleep, run a PostgreSQL script, PING a Redis over a raw
+//! wasi:sockets TCP connection, resolve a name). Never deployed.
 
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
@@ -59,6 +60,22 @@ async fn handle(req: Request) -> impl IntoResponse {
                 Err(e) => json(500, serde_json::json!({ "error": e.to_string() })),
             }
         }
+        "/timed-get" => {
+            let url = query(&req, "url").unwrap_or_default();
+            let ms: u64 = query(&req, "timeout_ms").and_then(|s| s.parse().ok()).unwrap_or(1000);
+            match timed_get(&url, ms) {
+                Ok((status, len)) => json(200, serde_json::json!({ "status": status, "body_len": len })),
+                Err(e) => json(502, serde_json::json!({ "error": e })),
+            }
+        }
+        "/tcp" => match tcp_ping(&query(&req, "addr").unwrap_or_default()) {
+            Ok(reply) => json(200, serde_json::json!({ "reply": reply })),
+            Err(e) => json(502, serde_json::json!({ "error": e })),
+        },
+        "/resolve" => match resolve(&query(&req, "name").unwrap_or_default()) {
+            Ok(addrs) => json(200, serde_json::json!({ "addresses": addrs })),
+            Err(e) => json(502, serde_json::json!({ "error": e })),
+        },
         "/eval" => eval(&req).await,
         "/pg" => pg(&req),
         "/sleep" => {
@@ -81,6 +98,83 @@ async fn handle(req: Request) -> impl IntoResponse {
                 "headers": headers,
                 "body_len": req.body().len(),
             }))
+        }
+    }
+}
+
+/// GETs `url` through wasi:http with every request-options timeout set to
+/// `ms` (spin-sdk's `send` cannot set them); returns the status and the body
+/// length, or the error code (`where: code`) of the response or of its body.
+fn timed_get(url: &str, ms: u64) -> Result<(u16, usize), String> {
+    use wasi::http::types::{Fields, OutgoingRequest, RequestOptions, Scheme};
+    use wasi::http::{outgoing_handler, types::http_error_code};
+    use wasi::io::streams::StreamError;
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let req = OutgoingRequest::new(Fields::new());
+    req.set_scheme(Some(&Scheme::Http)).map_err(|_| "scheme")?;
+    req.set_authority(Some(authority)).map_err(|_| "authority")?;
+    req.set_path_with_query(Some(path)).map_err(|_| "path")?;
+    let options = RequestOptions::new();
+    let ns = ms * 1_000_000;
+    options.set_connect_timeout(Some(ns)).map_err(|_| "connect timeout refused")?;
+    options.set_first_byte_timeout(Some(ns)).map_err(|_| "first-byte timeout refused")?;
+    options.set_between_bytes_timeout(Some(ns)).map_err(|_| "between-bytes timeout refused")?;
+    let future = outgoing_handler::handle(req, Some(options)).map_err(|e| format!("handle: {e:?}"))?;
+    future.subscribe().block();
+    let resp = match future.get() {
+        Some(Ok(Ok(resp))) => resp,
+        Some(Ok(Err(code))) => return Err(format!("response: {code:?}")),
+        other => return Err(format!("response: {other:?}")),
+    };
+    let body = resp.consume().map_err(|_| "body taken")?;
+    let stream = body.stream().map_err(|_| "stream taken")?;
+    let mut len = 0;
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => len += chunk.len(),
+            Err(StreamError::Closed) => return Ok((resp.status(), len)),
+            Err(StreamError::LastOperationFailed(e)) => return Err(format!("body: {:?}", http_error_code(&e))),
+        }
+    }
+}
+
+/// Connects to `ip:port` over wasi:sockets TCP, sends `PING` and returns the
+/// first line of the reply; an error is the wasi error code's name.
+fn tcp_ping(addr: &str) -> Result<String, String> {
+    use wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasi::sockets::{instance_network, tcp_create_socket};
+    let addr: std::net::SocketAddrV4 = addr.parse().map_err(|e| format!("bad address: {e}"))?;
+    let [a, b, c, d] = addr.ip().octets();
+    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress { port: addr.port(), address: (a, b, c, d) });
+    let socket = tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| e.name().to_owned())?;
+    socket.start_connect(&instance_network::instance_network(), remote).map_err(|e| e.name().to_owned())?;
+    let ready = socket.subscribe();
+    let (input, output) = loop {
+        match socket.finish_connect() {
+            Ok(streams) => break streams,
+            Err(ErrorCode::WouldBlock) => ready.block(),
+            Err(e) => return Err(e.name().to_owned()),
+        }
+    };
+    output.blocking_write_and_flush(b"PING\r\n").map_err(|e| format!("write: {e:?}"))?;
+    let reply = input.blocking_read(64).map_err(|e| format!("read: {e:?}"))?;
+    Ok(String::from_utf8_lossy(&reply).trim_end().to_owned())
+}
+
+/// Resolves a name with wasi:sockets ip-name-lookup.
+fn resolve(name: &str) -> Result<Vec<String>, String> {
+    use wasi::sockets::network::{ErrorCode, IpAddress};
+    use wasi::sockets::{instance_network, ip_name_lookup};
+    let stream = ip_name_lookup::resolve_addresses(&instance_network::instance_network(), name).map_err(|e| e.name().to_owned())?;
+    let mut out = Vec::new();
+    loop {
+        match stream.resolve_next_address() {
+            Ok(Some(IpAddress::Ipv4((a, b, c, d)))) => out.push(format!("{a}.{b}.{c}.{d}")),
+            Ok(Some(IpAddress::Ipv6(v6))) => out.push(format!("{v6:?}")),
+            Ok(None) => return Ok(out),
+            Err(ErrorCode::WouldBlock) => stream.subscribe().block(),
+            Err(e) => return Err(e.name().to_owned()),
         }
     }
 }

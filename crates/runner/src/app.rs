@@ -1,37 +1,33 @@
-//! Loading an application: compile each component once, resolve its config,
-//! and pre-instantiate it, so each request only pays for a fresh instance.
+//! Loading an application: compile each component once (through wasmtime's
+//! compilation cache, as Spin does, so a second start of the same app skips
+//! the compiler), resolve its configuration, and pre-instantiate it, so a
+//! request or message only pays for a fresh instance.
 
-use crate::host::{self, ComponentEnv, Ctx, SqliteDbs};
-use crate::manifest::{App, Route as RouteDecl};
-use crate::outbound::AllowedHosts;
-use crate::postgres_host::PgPool;
-use crate::redis_pool::RedisPool;
-use crate::routes::{Route, Router};
+use crate::host::allowed_hosts::AllowedHosts;
+use crate::host::{self, inbound_redis::RedisHandlerPre, ComponentEnv, Ctx, Shared};
+use crate::manifest::App;
 use crate::vars::Variables;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component as WasmComponent, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::WasiHttpCtx;
 
-pub struct Loaded {
+/// A loaded component and what its triggers call.
+pub struct Component {
     pub env: Arc<ComponentEnv>,
+    /// `wasi:http/incoming-handler`, if an HTTP route names the component.
     pub http: Option<ProxyPre<Ctx>>,
-    pub redis: Option<host::trigger::RedisHandlerPre<Ctx>>,
+    /// `fermyon:spin/inbound-redis`, if a Redis trigger names it.
+    pub redis: Option<RedisHandlerPre<Ctx>>,
 }
 
 pub struct Runtime {
-    pub engine: Engine,
-    pub router: Router,
-    pub components: HashMap<String, Loaded>,
-    pub redis: Arc<RedisPool>,
-    pub dbs: Arc<SqliteDbs>,
-    pub pg: Arc<PgPool>,
-    pub vars: Variables,
+    engine: Engine,
+    components: HashMap<String, Component>,
+    shared: Arc<Shared>,
 }
 
 /// Runtime configuration (`--runtime-config-file`): where SQLite databases live.
@@ -64,35 +60,48 @@ impl RuntimeConfig {
     }
 }
 
+const MB: usize = 1 << 20;
+
+/// Spin's engine: the pooling allocator with Spin 4's default limits (1000
+/// live instances, 4 GiB per memory), and wasmtime's compilation cache in
+/// its default place (`~/.cache/wasmtime`, settings from
+/// `~/.config/wasmtime/config.toml` if that exists).
 fn engine() -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(1000)
-        .total_core_instances(2000)
         .total_memories(1000)
         .total_tables(2000)
-        .max_memory_size(256 << 20);
+        .total_stacks(1000)
+        .total_core_instances(4000)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MB)
+        .max_core_instance_size(10 * MB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MB)
+        .table_keep_resident(MB / 2);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match wasmtime::Cache::from_file(None) {
+        Ok(cache) => {
+            config.cache(Some(cache));
+        }
+        Err(e) => eprintln!("warning: wasmtime's compilation cache is unavailable, every start compiles: {e:#}"),
+    }
     Ok(Engine::new(&config)?)
 }
 
 impl Runtime {
-    pub fn load(app: &App, vars: Variables, runtime_config: &RuntimeConfig) -> Result<Runtime> {
+    pub fn load(app: &App, vars: &Variables, runtime_config: &RuntimeConfig) -> Result<Runtime> {
         let engine = engine()?;
         let mut linker: Linker<Ctx> = Linker::new(&engine);
         host::add_to_linker(&mut linker)?;
 
         let m = &app.manifest;
-        let mut routes = Vec::new();
-        for t in &m.trigger.http {
-            match &t.route {
-                RouteDecl::Path(p) => routes.push(Route::parse(p, &t.component)?),
-                RouteDecl::Private(p) if p.private => {}
-                RouteDecl::Private(_) => bail!("route {{ private = false }} is not valid"),
-            }
-        }
-        let router = Router::new(routes)?;
-
         let mut components = HashMap::new();
         for (id, c) in &m.component {
             let has_http = m.trigger.http.iter().any(|t| &t.component == id);
@@ -101,7 +110,7 @@ impl Runtime {
                 continue;
             }
             let path = app.source_path(c);
-            let component = Component::from_file(&engine, &path)
+            let component = WasmComponent::from_file(&engine, &path)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("component {id}: loading {} (did you build it?)", path.display()))?;
             let allowed: Vec<String> = c.allowed_outbound_hosts.iter().map(|h| vars.expand(h)).collect::<Result<_>>()?;
@@ -117,7 +126,7 @@ impl Runtime {
             let env = Arc::new(ComponentEnv {
                 id: id.clone(),
                 variables: vars.for_component(&c.variables).with_context(|| format!("component {id}"))?,
-                allowed: AllowedHosts::parse(&allowed).with_context(|| format!("component {id}"))?,
+                allowed: Arc::new(AllowedHosts::parse(&allowed).with_context(|| format!("component {id}"))?),
                 sqlite,
                 environment: c.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             });
@@ -125,42 +134,26 @@ impl Runtime {
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("component {id}: imports something this runner does not provide"))?;
-            let http = if has_http {
-                Some(ProxyPre::new(pre.clone()).map_err(anyhow::Error::from).with_context(|| format!("component {id}: not an HTTP component"))?)
-            } else {
-                None
+            let http = match has_http {
+                true => Some(ProxyPre::new(pre.clone()).map_err(anyhow::Error::from).with_context(|| format!("component {id}: not an HTTP component"))?),
+                false => None,
             };
-            let redis = if has_redis {
-                Some(host::trigger::RedisHandlerPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id}: not a Redis component"))?)
-            } else {
-                None
+            let redis = match has_redis {
+                true => Some(RedisHandlerPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id}: not a Redis component"))?),
+                false => None,
             };
-            components.insert(id.clone(), Loaded { env, http, redis });
+            components.insert(id.clone(), Component { env, http, redis });
         }
-        Ok(Runtime { engine, router, components, redis: Arc::new(RedisPool::default()), dbs: Arc::default(), pg: Arc::default(), vars })
+        Ok(Runtime { engine, components, shared: Arc::new(Shared::new()) })
     }
 
-    pub fn new_store(&self, loaded: &Loaded) -> Store<Ctx> {
-        let env = loaded.env.clone();
-        let mut wasi = WasiCtx::builder();
-        wasi.stdout(crate::log::Tagged::new(&env.id))
-            .stderr(crate::log::Tagged::new(&env.id))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        for (k, v) in &env.environment {
-            wasi.env(k, v);
-        }
-        let ctx = Ctx {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            hooks: crate::http_trigger::OutboundHooks { component: env.id.clone(), allowed: env.allowed.clone() },
-            env,
-            redis: self.redis.clone(),
-            dbs: self.dbs.clone(),
-            pg: self.pg.clone(),
-        };
-        Store::new(&self.engine, ctx)
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.get(id)
+    }
+
+    /// A fresh store for one instance of `component`. `self_origin` is where
+    /// the instance's `self.alt` requests go (the HTTP trigger's address).
+    pub fn new_store(&self, component: &Component, self_origin: Option<http::uri::Authority>) -> Store<Ctx> {
+        Store::new(&self.engine, Ctx::new(component.env.clone(), self.shared.clone(), self_origin))
     }
 }

@@ -131,6 +131,16 @@ pub struct Build {
     pub watch: Vec<String>,
 }
 
+/// A variable name: lowercase letters, digits and `_`, starting with a letter.
+pub fn check_variable_name(name: &str) -> Result<()> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        bail!("invalid variable name {name:?}: use lowercase letters, digits and _ , starting with a letter");
+    }
+    Ok(())
+}
+
 /// A loaded manifest and the directory its relative paths start from.
 pub struct App {
     pub manifest: Manifest,
@@ -146,7 +156,7 @@ impl App {
             bail!("spin_manifest_version must be 2");
         }
         for (name, v) in &manifest.variables {
-            crate::vars::check_name(name)?;
+            check_variable_name(name)?;
             if v.default.is_some() && v.required {
                 bail!("variable {name}: `default` and `required` are mutually exclusive");
             }
@@ -201,6 +211,13 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("key_value_stores"), "{err}");
+    }
+
+    #[test]
+    fn variable_names_are_checked() {
+        assert!(check_variable_name("redis_url").is_ok());
+        assert!(check_variable_name("Redis").is_err());
+        assert!(check_variable_name("1a").is_err());
     }
 
     #[test]

@@ -3,18 +3,9 @@
 //! Providers, highest priority first, as in Spin: `--variable k=v`, then the
 //! environment (`SPIN_VARIABLE_K`), then the manifest default.
 
-use crate::manifest::Manifest;
+use crate::manifest::{check_variable_name, Manifest};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
-
-pub fn check_name(name: &str) -> Result<()> {
-    let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !ok {
-        bail!("invalid variable name {name:?}: use lowercase letters, digits and _ , starting with a letter");
-    }
-    Ok(())
-}
 
 /// Resolved application variables.
 /// Values are never logged: several are secrets.
@@ -70,7 +61,7 @@ impl Variables {
         table
             .iter()
             .map(|(k, t)| {
-                check_name(k)?;
+                check_variable_name(k)?;
                 Ok((k.clone(), self.expand(t).with_context(|| format!("component variable {k}"))?))
             })
             .collect()
@@ -102,12 +93,5 @@ mod tests {
         assert!(Variables::resolve(&m, &[], &HashMap::new()).is_err(), "b is required");
         assert!(Variables::resolve(&m, &[("zz".into(), "1".into())], &env).is_err());
         assert!(v.expand("{{ nope }}").is_err());
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(check_name("redis_url").is_ok());
-        assert!(check_name("Redis").is_err());
-        assert!(check_name("1a").is_err());
     }
 }

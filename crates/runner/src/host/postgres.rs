@@ -18,9 +18,9 @@
 //! connection that broke is dropped, and a pooled one found dead on its first
 //! use (PostgreSQL restarted while it idled) is redialled once.
 
-use crate::host::spin::postgres::postgres as pg;
-use crate::host::Ctx;
-use crate::outbound::AllowedHosts;
+use super::allowed_hosts::AllowedHosts;
+use super::spin::postgres::postgres as pg;
+use super::Ctx;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -145,9 +145,10 @@ pub fn check_address(allowed: &AllowedHosts, address: &str) -> Result<Config, pg
         return Err(pg::Error::ConnectionFailed("the address names no host".into()));
     }
     for (host, port) in &hosts {
-        if !allowed.allows("postgres", host, *port) {
-            let shown = if host.contains(':') { format!("[{host}]") } else { host.clone() };
-            return Err(pg::Error::ConnectionFailed(format!("address postgres://{shown}:{port} is not permitted")));
+        let shown = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let url = format!("postgres://{shown}:{port}");
+        if !allowed.check_url(&url, "postgres") {
+            return Err(pg::Error::ConnectionFailed(format!("address {url} is not permitted")));
         }
     }
     if config.get_ssl_mode() == SslMode::Require {
@@ -353,16 +354,9 @@ impl pg::HostConnection for Ctx {
     async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<PgConn>, pg::Error>> {
         let config = match check_address(&self.env.allowed, &address) {
             Ok(c) => c,
-            Err(e) => {
-                if let pg::Error::ConnectionFailed(m) = &e {
-                    if let Some(to) = m.strip_prefix("address ").and_then(|m| m.strip_suffix(" is not permitted")) {
-                        eprintln!("[{}] outbound postgres to {to} denied: not in allowed_outbound_hosts", self.env.id);
-                    }
-                }
-                return Ok(Err(e));
-            }
+            Err(e) => return Ok(Err(e)),
         };
-        match self.pg.checkout(&address, config).await {
+        match self.shared.postgres.checkout(&address, config).await {
             Ok(conn) => Ok(Ok(self.table.push(conn)?)),
             Err(e) => Ok(Err(e)),
         }
@@ -401,7 +395,7 @@ impl pg::HostConnection for Ctx {
 
     async fn drop(&mut self, c: Resource<PgConn>) -> wasmtime::Result<()> {
         let conn = self.table.delete(c)?;
-        self.pg.checkin(conn);
+        self.shared.postgres.checkin(conn);
         Ok(())
     }
 }

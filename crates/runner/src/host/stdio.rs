@@ -1,4 +1,6 @@
-//! Component stdout/stderr, line by line, tagged with the component's name.
+//! Component stdout/stderr, line by line, tagged with the component's name,
+//! on the runner's stderr. (Spin prints them untagged, and also keeps them
+//! in files under its state directory.)
 
 use std::io::Write;
 use std::pin::Pin;
@@ -6,12 +8,17 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-pub struct Tagged {
+/// Sends the instance's stdout and stderr to the runner's stderr.
+pub fn configure(wasi: &mut wasmtime_wasi::WasiCtxBuilder, component: &str) {
+    wasi.stdout(Tagged::new(component)).stderr(Tagged::new(component));
+}
+
+struct Tagged {
     tag: String,
 }
 
 impl Tagged {
-    pub fn new(component: &str) -> Self {
+    fn new(component: &str) -> Self {
         Tagged { tag: component.to_owned() }
     }
 }
