@@ -42,7 +42,11 @@ step() {
     local host="$1" name="$2"
     shift 2
     log "[$host] $name"
-    "$@" 2>&1 | tee -a "$out/$host.log"
+    if [ -x "$1" ]; then # a script: bounded, as run_tests bounds each suite
+        timeout --kill-after=10 "${STEP_TIMEOUT:-1200}" "$@"
+    else
+        "$@"
+    fi 2>&1 | tee -a "$out/$host.log"
     local status=${PIPESTATUS[0]}
     [ "$status" = 0 ] || failed_steps+=("[$host] $name (exit $status)")
 }
@@ -57,7 +61,9 @@ run_tests() { # e2e|unit
         [ "$dir" = "$PWD/tests" ] && kind=e2e
         [ "$kind" = "$1" ] || continue
         echo "     Running $(basename "$exe")"
-        (cd "$dir" && "$exe") || status=1
+        # A hung suite fails on its own, after SUITE_TIMEOUT s, instead of
+        # holding up every suite after it (and CI's limit).
+        (cd "$dir" && timeout --kill-after=10 "${SUITE_TIMEOUT:-900}" "$exe") || status=1
     done < <(test_binaries)
     return "$status"
 }

@@ -34,9 +34,24 @@ pub(crate) async fn ready_before(subscribe: impl Fn() -> Pollable, deadline: Opt
 }
 
 /// Sleeps `ms` milliseconds without blocking the instance.
+///
+/// The end is read off the clock, not off a fresh pollable's `ready()`:
+/// wasmtime-wasi 48 (the runner's) makes a deadline already in the past a
+/// pollable that is *not* ready at its first check (it yields to tokio once),
+/// so waiting for a fresh one to say ready would spin forever.
 pub async fn sleep_ms(ms: u64) {
     let deadline = deadline_after_ms(ms);
-    ready_before(|| monotonic_clock::subscribe_instant(deadline), None).await;
+    let mut token: Option<spin_executor::CancelOnDropToken> = None;
+    std::future::poll_fn(|cx| {
+        token = None;
+        if monotonic_clock::now() >= deadline {
+            return Poll::Ready(());
+        }
+        let timer = monotonic_clock::subscribe_instant(deadline);
+        token = Some(spin_executor::push_waker_and_get_token(timer, cx.waker().clone()).into());
+        Poll::Pending
+    })
+    .await
 }
 
 /// [`sleep_ms`] as the library's [`crate::env::Sleep`].
