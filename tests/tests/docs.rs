@@ -5,7 +5,8 @@
 //! - `docs/routes.md` lists exactly the routes of the components' `routes!`
 //!   tables (method set and path);
 //! - every relative link in `README.md` and `docs/*.md` names a file that
-//!   exists (`docs/benchmarks.md` may be absent: another branch writes it);
+//!   exists (`docs/benchmarks.md` may be absent: another branch writes it),
+//!   and every fragment into these pages names a heading or anchor there;
 //! - the README's tour runs: each line of its `sh` block, pasted as a
 //!   newcomer would, against the app on the host `SPINDLE_HOST` selects
 //!   (TCP), exits 0 and prints the status its comment promises.
@@ -192,6 +193,40 @@ fn links(doc: &str) -> Vec<String> {
     out
 }
 
+/// The anchors of a page: GitHub's slug of every heading (lower case,
+/// punctuation but `-` and `_` dropped, spaces as `-`) and every `<a id="…">`.
+fn anchors(doc: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut in_code = false;
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        if let Some(title) = line.strip_prefix('#').map(|t| t.trim_start_matches('#')).filter(|t| t.starts_with(' ')) {
+            let slug: String = title
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect();
+            out.insert(slug);
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("<a id=\"") {
+            rest = &rest[i + 7..];
+            if let Some(end) = rest.find('"') {
+                out.insert(rest[..end].to_owned());
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn every_relative_link_resolves() {
     let mut files: Vec<PathBuf> = vec![root().join("README.md")];
@@ -202,6 +237,7 @@ fn every_relative_link_resolves() {
         }
     }
     assert!(files.len() > 10, "{} files", files.len());
+    let canonical_files: Vec<PathBuf> = files.iter().map(|f| f.canonicalize().unwrap()).collect();
     let mut checked = 0;
     for file in &files {
         for link in links(&read(file)) {
@@ -209,11 +245,24 @@ fn every_relative_link_resolves() {
             if target.is_empty() || target.starts_with('#') || target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
-            let path = target.split('#').next().unwrap();
+            let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
             let resolved = file.parent().unwrap().join(path);
             let benchmarks = resolved.ends_with("docs/benchmarks.md") || resolved == root().join("docs").join("benchmarks.md");
             checked += 1;
             assert!(resolved.exists() || benchmarks, "{}: the link {link:?} names no file ({})", file.display(), resolved.display());
+            // A fragment into one of these pages names a heading or an anchor there.
+            let canonical = resolved.canonicalize().ok();
+            if !fragment.is_empty() && canonical.as_ref().is_some_and(|c| canonical_files.contains(c)) {
+                assert!(anchors(&read(&resolved)).contains(fragment), "{}: the link {link:?} names no anchor in {}", file.display(), resolved.display());
+            }
+        }
+        // Links within the page.
+        let doc = read(file);
+        let own = anchors(&doc);
+        for link in links(&doc) {
+            if let Some(fragment) = link.strip_prefix('#') {
+                assert!(own.contains(fragment), "{}: the link {link:?} names no anchor in it", file.display());
+            }
         }
     }
     assert!(checked > 30, "only {checked} relative links");
