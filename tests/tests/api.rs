@@ -314,7 +314,7 @@ both_transports!(redis_down_fails_open_by_default_and_closed_when_asked, |mut b:
 
 /// A Redis that hangs rather than refuses: the REST exchange is bounded by
 /// `redis_timeout_ms`. (Spin's outbound Redis has no command timeout, so
-/// over TCP only refused connections fail fast; see the README.)
+/// through it only refused connections fail fast; see docs/redis.md.)
 #[tokio::test]
 async fn a_hung_redis_is_bounded_by_redis_timeout_ms_over_rest() {
     let b = Backend::start(Transport::Rest);

@@ -1,4 +1,4 @@
-//! Every documented limit (README: API contract and limits), at its edge:
+//! Every documented limit (docs/routes.md, "Limits"), at its edge:
 //! the largest accepted input passes, the smallest refused one is a 413 or
 //! 400 (431 for headers) problem+json. Through the real spin.toml, both transports.
 

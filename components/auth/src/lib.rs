@@ -1,15 +1,8 @@
 //! `/auth/...`: accounts and sessions, wire-compatible with express-session
 //! + connect-redis.
 //!
-//! | route                          | does                                           |
-//! |--------------------------------|------------------------------------------------|
-//! | `POST /auth/register`          | create a user (SQLite `users`), 201 / 409      |
-//! | `POST /auth/login`             | verify the password, new session, cookie       |
-//! | `GET /auth/me`                 | the session's user, or 401                     |
-//! | `POST /auth/logout`            | destroy the session, clear the cookie          |
-//! | `GET /auth/sessions`           | this user's live sessions (by opaque handle)   |
-//! | `DELETE /auth/sessions`        | log out everywhere                             |
-//! | `DELETE /auth/sessions/:handle`| log out one session                            |
+//! Its routes, their bodies and answers: docs/routes.md ("auth"), which
+//! `tests/tests/docs.rs` holds to the route table below.
 //!
 //! Handlers parse and validate, call `spindle::session` / `spindle::users`,
 //! and map the result; all policy lives in the library. State-changing

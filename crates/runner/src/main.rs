@@ -1,27 +1,4 @@
-//! `spindle-runner up`: a small, faithful local stand-in for `spin up`.
-//! What it does and where it differs from Spin 4.0.2 is in [`server`] and
-//! the modules it uses, and in the README's "The local runner".
-//!
-//! Modules depend on each other in one direction only (each imports only
-//! from modules to its right):
-//!
-//! ```text
-//! main → server → trigger → app → host → manifest
-//!                                  app → vars → manifest
-//! ```
-//!
-//! - [`manifest`]: `spin.toml` (manifest v2), the subset supported; imports
-//!   nothing from the crate;
-//! - [`vars`]: application variables and `{{ name }}` templates (manifest);
-//! - [`host`]: what an instance can reach, one module per capability, as
-//!   Spin's factors (manifest, for variable names);
-//! - [`app`]: the engine, the compiled components, a store per instance
-//!   (host, vars, manifest);
-//! - [`trigger`]: what calls a component, HTTP and Redis (app, vars,
-//!   manifest);
-//! - [`server`]: start-up, the accept loop, shutdown (trigger, app, vars,
-//!   manifest);
-//! - `main`: the command line (server).
+#![doc = include_str!("../../../docs/runner.md")]
 
 mod app;
 mod host;

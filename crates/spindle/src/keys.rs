@@ -1,21 +1,4 @@
-//! The keyspace: every key and channel Spindle reads or writes, built in
-//! this one module, with the one rule that keeps user input out of keys
-//! ([`escape`]).
-//!
-//! | family | key | slot rule (Redis Cluster) |
-//! |---|---|---|
-//! | sessions (connect-redis) | `sess:<sid>` | fixed by connect-redis: no hash tag |
-//! | a user's sessions | `spindle:user-sessions:<user id>` | its own slot |
-//! | rate limits (@upstash/ratelimit) | `<prefix>:<policy>:<id>:<window>`, `<prefix>:<policy>:<id>` (token bucket) | `upstash` mode: as upstash writes them (a sliding window's two buckets may be two slots); `cluster` mode: `{<id>}` tags every key of an identifier |
-//! | cache entry, lease, stale copy | `spindle:cache:{<ns>:<key>}`, `spindle:cache-lease:{…}`, `spindle:cache-stale:{…}` | the entry's `{ns:key}` tag |
-//! | cache epoch | `spindle:cache-epoch:<ns>`, `spindle:cache-epoch-lease:<ns>` | their own slot |
-//! | notify stream, idempotency, presence, webhooks of a topic | `spindle:notify:{<topic>}:events`, `…:idem:<hash>`, `…:presence`, `…:webhooks`, `…:webhooks-cursor` | the topic's `{topic}` tag |
-//! | webhook registry and deliveries | `spindle:notify:webhooks`, `…:webhook-topics`, `…:deliveries:due`, `…:deliveries:pending`, `…:owner:<owner>:webhooks`, `…:owner:<owner>:dead-letters` | their own slots |
-//! | channels | `spindle:notify:topic:<topic>` (live listeners), `spindle:notify:deliver` (the worker), `socket.io#/#<room>#` (Socket.IO's adapter) | pub/sub is cluster-wide |
-//!
-//! Interop keys (`sess:`, `@upstash/ratelimit:`, `socket.io#`) are
-//! byte-for-byte what the Node libraries use; everything else is under
-//! `spindle:`.
+#![doc = include_str!("../../../docs/keyspace.md")]
 
 use sha2::{Digest, Sha256};
 

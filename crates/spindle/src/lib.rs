@@ -1,10 +1,4 @@
-//! Spindle: shared state for stateless Spin components, kept in Redis.
-//!
-//! All logic lives here and is plain Rust: it reaches the outside world only
-//! through two narrow seams, a [`redis::Link`] and the clock/randomness in
-//! [`env`], so the same code runs in the WebAssembly guest and in native tests.
-//! The `spin` feature adds the guest adapters (Spin outbound Redis, outbound
-//! HTTP, variables); the `native` feature adds a `redis`-crate link for tests.
+#![doc = include_str!("../../../docs/architecture.md")]
 
 pub mod app;
 pub mod cache;

@@ -193,8 +193,8 @@ pub struct Problem {
     pub headers: Vec<(String, String)>,
 }
 
-/// The prefix of problem `type` URIs: stable identifiers, listed in the
-/// README, that need no web server to resolve them.
+/// The prefix of problem `type` URIs: stable identifiers, listed in
+/// docs/routes.md ("Problem types"), that need no web server to resolve them.
 pub const PROBLEM_BASE: &str = "urn:spindle:problem:";
 
 impl Problem {

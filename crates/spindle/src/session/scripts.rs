@@ -6,7 +6,7 @@
 //! Redis Cluster: `sess:<sid>` is fixed by connect-redis, so it cannot share a
 //! hash tag with `spindle:user-sessions:<id>`, and the index scripts reach
 //! session keys they compute. These scripts need a single Redis (or a
-//! cluster proxy that pins them to one node); see the README.
+//! cluster proxy that pins them to one node); see docs/keyspace.md.
 
 crate::scripts! {
     /// Creates a session and indexes it under its user.
