@@ -251,14 +251,18 @@ fn userinfo(s: &str) -> String {
         .collect()
 }
 
+/// Test variables from pairs: the one helper every config module's tests use.
+#[cfg(test)]
+pub(crate) fn test_vars(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::test_vars as vars;
     use std::collections::HashMap;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
 
     #[test]
     fn picks_transport_by_scheme() {

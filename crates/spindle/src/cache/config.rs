@@ -97,11 +97,9 @@ impl CacheConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_vars as vars;
     use std::collections::HashMap;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
 
     #[test]
     fn config_from_vars() {

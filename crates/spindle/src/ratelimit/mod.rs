@@ -450,11 +450,9 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_vars as vars;
     use std::collections::HashMap;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
 
     #[test]
     fn defaults_and_bad_variables() {

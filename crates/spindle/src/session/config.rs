@@ -178,11 +178,9 @@ impl SessionConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_vars as vars;
     use std::collections::HashMap;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
 
     const S: &str = "0123456789abcdef-secret";
 
