@@ -20,6 +20,13 @@ def n(v, d=0):
     return f"{v:,.{d}f}"
 
 
+def rps(c):
+    """req/s, or what a cell with no completed request means."""
+    if c is None:
+        return "–"
+    return n(c["rps"]) if c["requests"] else "**0** (no request completed)"
+
+
 def ratio(a, b):
     return f"{a / b:.2f}×" if a and b else "–"
 
@@ -59,8 +66,8 @@ for label, stack, host, tr, route in rows:
     errs = h["non2xx"] + h["socket_errors"] + k.get("non2xx", 0) + k.get("socket_errors", 0)
     hostname = {"node": "node", "spin": "Spin 4.0.2", "runner": "runner"}[host]
     via = {"tcp": "TCP", "rest": "REST", "-": "–"}[tr] if stack != "node" else "TCP"
-    w(f"| {label} | {hostname} | {via} | `{route}` | {n(h['rps'])} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} "
-      f"| {n(k.get('rps', 0))} | {k.get('p50_ms', 0):.2f} | {k.get('p99_ms', 0):.2f} "
+    w(f"| {label} | {hostname} | {via} | `{route}` | {rps(h)} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} "
+      f"| {rps(k or None)} | {k.get('p50_ms', 0):.2f} | {k.get('p99_ms', 0):.2f} "
       f"| {h['redis_cmds_per_req']:.2f} | {h['connections_per_req']:.2f} "
       f"| {h['cpu_s_per_1k']:.3f} | {k.get('cpu_s_per_1k', 0):.3f} | {errs} |")
 
