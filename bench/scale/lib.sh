@@ -116,7 +116,7 @@ start_postgres() {
 # proxy trusted, limits as the scenarios need them.
 spindle_vars() {
     printf '%s\n' \
-        "redis_url=$redis_url" "redis_origin=$redis_url" "redis_trigger_url=$redis_url" \
+        "redis_host=127.0.0.1:$redis_port" \
         "db_url=$db_url" "db_origin=$db_origin" \
         "session_secrets=$session_secret" \
         "trusted_proxies=127.0.0.1" \
