@@ -60,6 +60,14 @@ run_tests() { # e2e|unit
         kind=unit
         [ "$dir" = "$PWD/tests" ] && kind=e2e
         [ "$kind" = "$1" ] || continue
+        # runner_postgres tests the runner's own spin:postgres host with a
+        # script that Spin 4.0.2's host hangs on (a statement returning no
+        # rows never answers; docs/testing.md). The users suites cover
+        # PostgreSQL on both hosts.
+        if [ "${SPINDLE_HOST:-}" = spin ] && [[ "$(basename "$exe")" == runner_postgres-* ]]; then
+            echo "     Not on Spin: $(basename "$exe") (the runner's pg3 host only)"
+            continue
+        fi
         echo "     Running $(basename "$exe")"
         # A hung suite fails on its own, after SUITE_TIMEOUT s, instead of
         # holding up every suite after it (and CI's limit).
