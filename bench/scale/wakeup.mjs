@@ -1,7 +1,7 @@
 // Publish-to-wake-up latency through the load balancer: a long poll with a
 // cursor waits (on whichever host nginx picks), an event is published
 // (through whichever host next), and the time from sending the publish to
-// the poll's answer is recorded. As bench/notify_latency.mjs, but as a
+// the poll's answer is recorded. As bench/notify-latency/wakeup.mjs, but as a
 // logged-in user (COOKIE), so it runs against the Node baseline too.
 //
 //   BASE=http://127.0.0.1:8080 COOKIE='connect.sid=…' TOPIC=t node bench/scale/wakeup.mjs [iterations]

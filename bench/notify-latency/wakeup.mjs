@@ -3,7 +3,7 @@
 // publish to the poll's answer is recorded. Prints p50/p90/p99/max in ms.
 //
 //   PUBLISH_URL=http://127.0.0.1:3000 POLL_URL=http://127.0.0.1:3001 API_KEY=… \
-//     node bench/notify_latency.mjs [iterations]
+//     node bench/notify-latency/wakeup.mjs [iterations]
 const { PUBLISH_URL, POLL_URL, API_KEY } = process.env;
 const iterations = Number(process.argv[2] || 200);
 const headers = { "x-api-key": API_KEY };
