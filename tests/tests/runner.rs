@@ -126,6 +126,11 @@ async fn variables_from_cli_env_and_defaults() {
 async fn missing_required_variable_and_unknown_fields_stop_start_up() {
     let err = Runner::try_start(&fixture("testbed.toml"), RunnerOpts::default()).err().expect("must not start");
     assert!(err.contains("secret_thing"), "{err}");
+    if HostKind::current() == HostKind::Spin {
+        // Spin supports key-value stores; refusing what it cannot serve is
+        // the runner's own rule, so the rest is the runner's alone.
+        return;
+    }
 
     let dir = std::env::temp_dir().join(format!("spindle-manifest-{}", free_port()));
     std::fs::create_dir_all(&dir).unwrap();
