@@ -27,7 +27,7 @@ cargo fuzz build >&2 || { echo "# fail ${#targets[@]}"; exit 1; }
 
 failed=0
 for t in "${targets[@]}"; do
-    mkdir -p "corpus/$t"
+    mkdir -p "corpus/$t" "seeds/$t"
     log="$(mktemp)"
     # One process per target (no -jobs/-workers): the machine is shared.
     # Seeds in seeds/<target> are read, new inputs go to corpus/<target>.
