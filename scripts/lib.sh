@@ -66,6 +66,7 @@ ensure_test_tools() {
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+    command -v wasm-tools >/dev/null || [ -x "$HOME/.cargo/bin/wasm-tools" ] || { log "installing wasm-tools (cargo install, a few minutes)"; cargo install --locked wasm-tools@1.263.0; }
 }
 
 # The native packages, built and tested together: one cargo invocation with

@@ -82,6 +82,7 @@ run_tests() { # e2e|unit
 export PROPTEST_CASES=4096
 step unit "unit tests of the library, the runner and the gateway" run_tests unit
 step unit "fuzz: cargo-fuzz targets, 10 s each" fuzz/run.sh 10
+step unit "deploy: the SpinKube manifests against the SpinApp CRD's schema" deploy/spinkube/check.sh
 step unit "interop: @upstash/redis against the REST gateway" tests/interop/upstash-redis/run.sh
 
 for host in "${hosts[@]}"; do
