@@ -9,7 +9,8 @@
 #
 # Everything runs on loopback: a throwaway redis-server, the gateway, two
 # runners per transport, wrk (Debian's package; installed if missing).
-# The notify rate limit is lifted for the run (notify_rate_limit).
+# The notify rate limits are lifted for the run (notify_rate_limit,
+# notify_stream_rate_limit, notify_max_streams).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -48,7 +49,8 @@ start_runner() { # $1 transport → prints the port
     target/native/spindle-runner up -f spin.toml --listen "127.0.0.1:$port" \
         --variable "redis_url=$url" --variable "redis_origin=$url" ${token_var[@]+"${token_var[@]}"} \
         --variable "redis_trigger_url=redis://127.0.0.1:$rport" --variable "api_keys=$digest" \
-        --variable "notify_rate_limit=fixed_window 1000000000/60s" >/dev/null 2>&1 &
+        --variable "notify_rate_limit=fixed_window 1000000000/60s" \
+        --variable "notify_stream_rate_limit=fixed_window 1000000000/60s" --variable "notify_max_streams=1000" >/dev/null 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
     echo "$port"

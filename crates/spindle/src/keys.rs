@@ -10,7 +10,7 @@
 //! | cache entry, lease, stale copy | `spindle:cache:{<ns>:<key>}`, `spindle:cache-lease:{…}`, `spindle:cache-stale:{…}` | the entry's `{ns:key}` tag |
 //! | cache epoch | `spindle:cache-epoch:<ns>`, `spindle:cache-epoch-lease:<ns>` | their own slot |
 //! | notify stream, idempotency, presence, webhooks of a topic | `spindle:notify:{<topic>}:events`, `…:idem:<hash>`, `…:presence`, `…:webhooks`, `…:webhooks-cursor` | the topic's `{topic}` tag |
-//! | webhook registry and deliveries | `spindle:notify:webhooks`, `…:webhook-topics`, `…:deliveries:due`, `…:deliveries:pending`, `…:owner:<owner>:webhooks`, `…:owner:<owner>:dead-letters` | their own slots |
+//! | webhook registry and deliveries | `spindle:notify:webhooks`, `…:webhook-topics`, `…:deliveries:due`, `…:deliveries:pending`, `…:owner:<owner>:webhooks`, `…:owner:<owner>:dead-letters`, `…:readers:<owner>` | their own slots |
 //! | channels | `spindle:notify:topic:<topic>` (live listeners), `spindle:notify:deliver` (the worker), `socket.io#/#<room>#` (Socket.IO's adapter) | pub/sub is cluster-wide |
 //!
 //! Interop keys (`sess:`, `@upstash/ratelimit:`, `socket.io#`) are
@@ -249,6 +249,11 @@ pub mod notify {
 
     pub fn dead_letters(owner: &str) -> String {
         format!("{PREFIX}:owner:{owner}:dead-letters")
+    }
+
+    /// The caller's open long polls and SSE streams (`notify::readers`).
+    pub fn readers(owner: &str) -> String {
+        format!("{PREFIX}:readers:{owner}")
     }
 }
 
