@@ -9,7 +9,8 @@
 #
 # Everything runs on loopback through scripts/harness.sh: a throwaway
 # redis-server, the gateway, two hosts per transport, wrk. The notify rate
-# limit is lifted for the run (notify_rate_limit).
+# limits are lifted for the run (notify_rate_limit, notify_stream_rate_limit,
+# notify_max_streams).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/../../scripts/harness.sh"
@@ -29,7 +30,8 @@ export API_KEY="bench-$RANDOM$RANDOM"
 digest=$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)
 evalshas() { redis-cli -p "$redis_port" info commandstats | awk -F'[=,]' '/^cmdstat_evalsha:/ {s+=$2} END {print s+0}'; }
 vars=(--variable "session_secrets=bench-notify-latency-0123456789" --variable "api_keys=$digest"
-    --variable "notify_rate_limit=fixed_window 1000000000/60s")
+    --variable "notify_rate_limit=fixed_window 1000000000/60s"
+    --variable "notify_stream_rate_limit=fixed_window 1000000000/60s" --variable "notify_max_streams=1000")
 
 echo "$spindle_host: wrk -t2 -c$conns -d$duration (publish), $iterations publish→poll wake-ups across two hosts, $(nproc) cores"
 echo "| transport | publish req/s | publish p50 | publish p99 | EVALSHA/publish | wake-up p50 | wake-up p99 | wake-up max |"

@@ -122,7 +122,9 @@ spindle_vars() {
         "trusted_proxies=127.0.0.1" \
         "api_rate_limit=$api_rate_limit" \
         "login_rate_limit=sliding_window 1000000/60s" \
-        "notify_rate_limit=fixed_window 1000000000/60s"
+        "register_rate_limit=sliding_window 1000000/60s" \
+        "notify_rate_limit=fixed_window 1000000000/60s" \
+        "notify_stream_rate_limit=fixed_window 1000000000/60s" "notify_max_streams=1000"
 }
 
 # start_runner I: host number I on a free port (or the port it had, on a restart).

@@ -57,7 +57,9 @@ start_st_app() { # $1 transport
     --variable "session_secrets=schemathesis-secret-0123456789abcdef" \
     --variable "api_rate_limit=fixed_window 1000000/60s" \
     --variable "login_rate_limit=fixed_window 1000000/60s" \
+    --variable "register_rate_limit=fixed_window 1000000/60s" --variable "notify_redrive_rate_limit=fixed_window 1000000/60s" \
     --variable "notify_rate_limit=fixed_window 1000000/60s" \
+    --variable "notify_stream_rate_limit=fixed_window 1000000/60s" --variable "notify_max_streams=1000" \
     --variable "notify_poll_timeout=500ms" --variable "notify_sse_lifetime=1s" \
     --variable "webhook_origin=http://127.0.0.1:9" --variable "notify_webhook_allow=http://127.0.0.1:9"
 }

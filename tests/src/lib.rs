@@ -294,6 +294,25 @@ impl Runner {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// The peak resident memory (VmHWM, KiB) of every process of the host's
+    /// process group, summed: the runner alone, or Spin and its trigger child.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pgid = self.child.id().to_string();
+        let mut total = 0;
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            // pid (comm) state ppid pgrp …: comm may hold spaces, so count after the last ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+            if rest.split_whitespace().nth(2) != Some(pgid.as_str()) {
+                continue;
+            }
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            total += hwm.unwrap_or(0);
+        }
+        total
+    }
+
     /// What the host has logged so far: its own output, and on Spin the
     /// components' stdout and stderr (which Spin writes under its state dir).
     pub fn log(&self) -> String {

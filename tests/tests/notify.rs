@@ -659,16 +659,20 @@ both_transports!(a_publish_is_one_round_trip, |b: Backend| async move {
     assert_eq!(sent, ["GET", "EVALSHA"].repeat(5), "{sent:?}");
 
     // A long poll with a cursor over TCP is one XREAD (BLOCK); over REST, the
-    // same bound in non-blocking XREADs.
+    // same bound in non-blocking XREADs. Around it, the reader lease
+    // (notify::readers): the open-rate EVALSHA and the lease EVALSHA before,
+    // its ZREM after.
     let last = get(&rt, Auth::Key, "/notify/poll?topic=rt&wait_ms=0").await.body["next"].as_str().unwrap().to_owned();
     let (sent, _) = monitor(&b.redis, async {
         get(&rt, Auth::Key, &format!("/notify/poll?topic=rt&after={last}&wait_ms=600")).await;
     })
     .await;
     match b.transport {
-        Transport::Tcp | Transport::TcpByName => assert_eq!(sent, vec!["XREAD"], "{sent:?}"),
+        Transport::Tcp | Transport::TcpByName => assert_eq!(sent, vec!["EVALSHA", "EVALSHA", "XREAD", "ZREM"], "{sent:?}"),
         Transport::Rest => {
-            assert!(sent.iter().all(|c| c == "XREAD") && (2..=5).contains(&sent.len()), "{sent:?}")
+            let n = sent.len();
+            assert!(n >= 5 && sent[..2] == ["EVALSHA", "EVALSHA"] && sent[n - 1] == "ZREM", "{sent:?}");
+            assert!(sent[2..n - 1].iter().all(|c| c == "XREAD") && (2..=5).contains(&(n - 3)), "{sent:?}")
         }
     }
 });

@@ -16,7 +16,7 @@ use spindle::app::session_failed;
 use spindle::env::Clock;
 use spindle::http::router::BodyLimit;
 use spindle::http::{Problem, Response};
-use spindle::ratelimit::LoginAttempt;
+use spindle::ratelimit::{register_attempt, LoginAttempt};
 use spindle::session;
 use spindle::spin::{serve, Cx, Routes};
 use spindle::users::{self, UserStore};
@@ -64,11 +64,18 @@ async fn register(cx: Cx) -> Result<Response, Problem> {
     let body: Credentials = cx.json()?;
     users::validate_username(&body.username)?;
     users::validate_password(&body.password)?;
+    // Before the hash: a refused registration costs no Argon2id.
+    let limited = register_attempt(cx.link()?, cx.clock(), cx.vars(), &cx.req).await?;
     let hash = users::hash_password(cx.rng(), &body.password)?;
     let now = session::to_iso(cx.clock().now_ms());
     match store(&cx)?.insert(&body.username, &hash, &now).await.map_err(Problem::from)? {
-        Some(user) => Ok(no_store(Response::json(201, &json!({ "user": user }))).with_header("location", "/auth/me")),
-        None => Err(Problem::conflict("that username is taken")),
+        Some(user) => Ok(limited.apply(no_store(Response::json(201, &json!({ "user": user }))).with_header("location", "/auth/me"))),
+        None => {
+            // 409 by design (spindle::ratelimit::login: the enumeration trade-off).
+            let mut p = Problem::conflict("that username is taken");
+            p.headers.extend(limited.headers);
+            Err(p)
+        }
     }
 }
 

@@ -8,6 +8,10 @@
 //!   `DELETE /notify/webhooks/:id`, `GET /notify/webhooks/dead-letters`,
 //!   `POST /notify/webhooks/redrive`
 //!
+//! A poll or a stream holds one of the caller's `notify_max_streams` reader
+//! leases while it is open, and opening one spends the `notify_stream` rate
+//! limit (`spindle::notify::readers`).
+//!
 //! `/notify/stream` is a streaming route: it writes its body as events
 //! arrive. Every other route is parse → library → one buffered response;
 //! all logic is in the library, and this file only routes and maps errors.
@@ -17,7 +21,7 @@ use spin_sdk::http_component;
 use spindle::caller::Caller;
 use spindle::http::router::BodyLimit;
 use spindle::http::{Problem, Response};
-use spindle::notify::{self, webhooks, NotifyConfig, Publish, Topic};
+use spindle::notify::{self, webhooks, NotifyConfig, Publish, Reader, Topic};
 use spindle::ratelimit::Throttle;
 use spindle::session::to_iso;
 use spindle::spin::{serve, Cx, Responder, Routes, WasiSleep};
@@ -90,8 +94,12 @@ async fn poll(cx: Cx) -> Result<Response, Problem> {
     };
     let caller = cx.authenticated_caller(false).await?;
     caller.check_read(&topic)?;
-    let batch = notify::poll(cx.link()?, &WasiSleep, cx.clock(), &cfg, &topic, cursor, wait).await?;
-    Ok(caller.apply(json(200, batch.to_json(&topic))))
+    let link = cx.link()?;
+    let reader = Reader::open(link, cx.clock(), cx.rng(), &Throttle::notify_stream(cx.vars())?, &cfg, &caller, wait).await?;
+    let batch = notify::poll(link, &WasiSleep, cx.clock(), &cfg, &topic, cursor, wait).await;
+    let limited = reader.limited.clone();
+    reader.release(link).await;
+    Ok(caller.apply(limited.apply(json(200, batch?.to_json(&topic)))))
 }
 
 async fn presence_beat(cx: Cx) -> Result<Response, Problem> {
@@ -160,8 +168,10 @@ async fn dead_letters(cx: Cx) -> Result<Response, Problem> {
 async fn redrive(cx: Cx) -> Result<Response, Problem> {
     config(&cx)?;
     let caller = cx.authenticated_caller(true).await?;
-    let n = webhooks::redrive(cx.link()?).await?;
-    Ok(caller.apply(json(202, serde_json::json!({ "receivers": n }).to_string())))
+    let link = cx.link()?;
+    let limited = Throttle::redrive(cx.vars())?.check(link, cx.clock(), &caller.identity(), 1).await?;
+    let n = webhooks::redrive(link).await?;
+    Ok(caller.apply(limited.apply(json(202, serde_json::json!({ "receivers": n }).to_string()))))
 }
 
 /// `GET /notify/stream`: everything that can fail with a status is checked
@@ -173,18 +183,28 @@ async fn sse(cx: Cx, out: Responder) {
         let cursor = cursor_param(&cx, true)?;
         let caller = cx.authenticated_caller(false).await?;
         caller.check_read(&topic)?;
+        let link = cx.link()?;
+        let throttle = Throttle::notify_stream(cx.vars())?;
+        let reader = Reader::open(link, cx.clock(), cx.rng(), &throttle, &cfg, &caller, cfg.sse_lifetime_ms).await?;
         let cursor = match cursor {
-            Some(c) => c,
-            None => notify::tail(cx.link()?, &topic).await?,
+            Some(c) => Ok(c),
+            None => notify::tail(link, &topic).await,
         };
-        Ok::<_, Problem>((cfg, topic, cursor, caller))
+        let cursor = match cursor {
+            Ok(c) => c,
+            Err(e) => {
+                reader.release(link).await;
+                return Err(e.into());
+            }
+        };
+        Ok::<_, Problem>((cfg, topic, cursor, caller, reader))
     };
-    let (cfg, topic, cursor, caller) = match prepared.await {
+    let (cfg, topic, cursor, caller, reader) = match prepared.await {
         Ok(p) => p,
         Err(p) => return out.send(p.to_response()).await,
     };
     let Ok(link) = cx.link() else { return };
-    let head = caller.apply(Response {
+    let head = caller.apply(reader.limited.apply(Response {
         status: 200,
         headers: vec![
             ("content-type".into(), "text/event-stream".into()),
@@ -192,10 +212,11 @@ async fn sse(cx: Cx, out: Responder) {
             ("x-accel-buffering".into(), "no".into()),
         ],
         body: Vec::new(),
-    });
+    }));
     let mut sink = out.stream(head);
     if let Err(e) = notify::stream_events(link, &WasiSleep, cx.clock(), &cfg, &mut sink, &topic, cursor).await {
         // The client reconnects with Last-Event-ID and resumes; just note why it ended.
         eprintln!("notify stream ended early: {e}");
     }
+    reader.release(link).await;
 }

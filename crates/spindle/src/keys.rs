@@ -233,6 +233,11 @@ pub mod notify {
     pub fn dead_letters(owner: &str) -> String {
         format!("{PREFIX}:owner:{owner}:dead-letters")
     }
+
+    /// The caller's open long polls and SSE streams (`notify::readers`).
+    pub fn readers(owner: &str) -> String {
+        format!("{PREFIX}:readers:{owner}")
+    }
 }
 
 /// Socket.IO's Redis adapter channel for a room of a namespace:

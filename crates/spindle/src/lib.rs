@@ -18,7 +18,7 @@ pub mod users;
 /// ([`scripts!`]). The golden tests run each one over every transport and
 /// compare the replies.
 pub fn all_scripts() -> impl Iterator<Item = &'static redis::Script> {
-    [session::scripts::SCRIPTS, ratelimit::SCRIPTS, notify::publish::SCRIPTS, notify::presence::SCRIPTS, notify::webhooks::SCRIPTS, cache::SCRIPTS]
+    [session::scripts::SCRIPTS, ratelimit::SCRIPTS, notify::publish::SCRIPTS, notify::presence::SCRIPTS, notify::readers::SCRIPTS, notify::webhooks::SCRIPTS, cache::SCRIPTS]
         .into_iter()
         .flatten()
 }

@@ -79,6 +79,24 @@ impl Caller {
             (Some(owner), _) => Err(Error::Forbidden(format!("only user {owner} and services may publish to {topic}"))),
         }
     }
+
+    /// 403 unless the caller may emit to Socket.IO room `room`: as a topic
+    /// ([`Self::check_publish`]), and listed in the allow-list for its kind
+    /// (`notify_socketio_rooms` for users, `notify_socketio_rooms_keys` for
+    /// API keys).
+    pub fn check_room(&self, room: &Topic, cfg: &super::NotifyConfig) -> Result<(), Error> {
+        self.check_publish(room)?;
+        let allowed = match self {
+            Caller::User(_) => &cfg.socketio_rooms_users,
+            Caller::Service(_) => &cfg.socketio_rooms_keys,
+            Caller::Client(_) => return Err(Error::Forbidden("Socket.IO rooms are for users and API keys".into())),
+        };
+        if allowed.allows(room.as_str()) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!("you may not emit to the Socket.IO room {room}")))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,50 @@ pub struct NotifyConfig {
     pub sse_retry_ms: u64,
     /// A presence heartbeat counts for this long.
     pub presence_ttl_ms: u64,
+    /// Long polls and SSE streams one caller may hold open at once, fleet-wide.
+    pub max_streams: u64,
+    /// Socket.IO rooms users may emit to (`notify_socketio_rooms`): none by default.
+    pub socketio_rooms_users: RoomAllow,
+    /// Socket.IO rooms API keys may emit to (`notify_socketio_rooms_keys`): all by default.
+    pub socketio_rooms_keys: RoomAllow,
+}
+
+/// Socket.IO rooms a kind of caller may target with `socketio_room`: a list
+/// of patterns, each a room name, a prefix ending in `*` (`team:*`), or `*`
+/// (every room). Empty: none. Adapter packets are treated by Socket.IO
+/// servers as coming from the server itself, so a room is an explicit grant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomAllow(Vec<String>);
+
+impl RoomAllow {
+    pub fn all() -> RoomAllow {
+        RoomAllow(vec!["*".into()])
+    }
+
+    /// Comma- or space-separated patterns; each (without its `*`) must be
+    /// made of topic characters. `none`: no room (an empty variable takes
+    /// the default instead).
+    pub fn parse(s: &str) -> Result<RoomAllow, String> {
+        let mut out = Vec::new();
+        if s.trim() == "none" {
+            return Ok(RoomAllow(out));
+        }
+        for p in s.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()) {
+            let stem = p.strip_suffix('*').unwrap_or(p);
+            if !stem.is_empty() && super::Topic::parse(stem).is_err() || stem.contains('*') {
+                return Err(format!("{p:?} is not a room name, a prefix ending in *, or *"));
+            }
+            out.push(p.to_owned());
+        }
+        Ok(RoomAllow(out))
+    }
+
+    pub fn allows(&self, room: &str) -> bool {
+        self.0.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => room.starts_with(prefix),
+            None => p == room,
+        })
+    }
 }
 
 impl Default for NotifyConfig {
@@ -46,6 +90,9 @@ impl Default for NotifyConfig {
             sse_heartbeat_ms: 15_000,
             sse_retry_ms: 1_000,
             presence_ttl_ms: 30_000,
+            max_streams: 8,
+            socketio_rooms_users: RoomAllow::default(),
+            socketio_rooms_keys: RoomAllow::all(),
         }
     }
 }
@@ -66,6 +113,9 @@ impl NotifyConfig {
             sse_heartbeat_ms: c.duration_ms("notify_sse_heartbeat", d.sse_heartbeat_ms, 100..=300_000)?,
             sse_retry_ms: c.duration_ms("notify_sse_retry", d.sse_retry_ms, 1..=600_000)?,
             presence_ttl_ms: c.duration_ms("notify_presence_ttl", d.presence_ttl_ms, 1000..=DAY)?,
+            max_streams: c.int("notify_max_streams", d.max_streams, 1..=1000)?,
+            socketio_rooms_users: c.parse("notify_socketio_rooms", d.socketio_rooms_users, RoomAllow::parse)?,
+            socketio_rooms_keys: c.parse("notify_socketio_rooms_keys", d.socketio_rooms_keys, RoomAllow::parse)?,
         })
     }
 }
@@ -88,9 +138,23 @@ mod tests {
             ("notify_max_payload_bytes", "0"),
             ("notify_stream_maxlen", "-1"),
             ("notify_sse_heartbeat", "1ms"),
+            ("notify_max_streams", "0"),
+            ("notify_socketio_rooms", "a b{c}"),
+            ("notify_socketio_rooms_keys", "*x"),
         ] {
             let e = NotifyConfig::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(matches!(&e, Error::Misconfigured(m) if m.var == k), "{k}={v}: {e:?}");
         }
+    }
+
+    #[test]
+    fn room_allow_lists() {
+        let d = NotifyConfig::default();
+        assert!(!d.socketio_rooms_users.allows("admins") && d.socketio_rooms_keys.allows("admins"));
+        let a = RoomAllow::parse("lobby, team:* ").unwrap();
+        assert!(a.allows("lobby") && a.allows("team:7") && !a.allows("lobby2") && !a.allows("admins"));
+        assert!(RoomAllow::parse("").unwrap() == RoomAllow::default());
+        assert!(RoomAllow::parse("*").unwrap().allows("anything"));
+        assert!(!RoomAllow::parse("none").unwrap().allows("none"));
     }
 }

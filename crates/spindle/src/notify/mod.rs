@@ -26,6 +26,7 @@
 //! spindle:notify:owner:<owner>:dead-letters      stream of failed deliveries (j: JSON)
 //! spindle:notify:deliveries:due                  zset delivery id → when it is due (ms)
 //! spindle:notify:deliveries:pending              hash delivery id → its record
+//! spindle:notify:readers:<owner>                 zset lease token → lease end (ms): open polls and streams
 //! channels: spindle:notify:topic:<topic> (event JSON), spindle:notify:deliver (the worker's trigger),
 //!           socket.io#/#<room># (Socket.IO emitter packets)
 //! ```
@@ -39,12 +40,14 @@ mod config;
 pub(crate) mod presence;
 pub(crate) mod publish;
 mod read;
+pub(crate) mod readers;
 pub mod webhooks;
 
 pub use access::{Caller, Topic, MAX_TOPIC_LEN};
-pub use config::NotifyConfig;
+pub use config::{NotifyConfig, RoomAllow};
 pub use presence::{beat_topic, heartbeat, present, Present};
 pub use publish::{publish, Publish, Published};
+pub use readers::Reader;
 pub use read::{parse_cursor, poll, stream_events, tail, Batch, Event, Sink, ZERO_CURSOR};
 
 use crate::config::ConfigError;

@@ -75,7 +75,8 @@ pub struct Publish {
     pub event: String,
     pub data: Json,
     pub idempotency_key: Option<String>,
-    /// Also emit to this Socket.IO room (authorised like a topic of that name).
+    /// Also emit to this Socket.IO room (authorised like a topic of that name,
+    /// and only when the caller's room allow-list names it).
     pub socketio_room: Option<Topic>,
 }
 
@@ -150,7 +151,7 @@ pub async fn publish(
 ) -> Result<Published, Error> {
     caller.check_publish(&p.topic)?;
     if let Some(room) = &p.socketio_room {
-        caller.check_publish(room)?;
+        caller.check_room(room, cfg)?;
     }
     let now = clock.now_ms();
     let who = caller.identity();

@@ -9,6 +9,22 @@
 //! so the answer does not reveal whether a password was right; a successful
 //! login gives its attempts back ([`LoginAttempt::succeeded`]). Either
 //! budget spent answers 429 `quota-exceeded` with `Retry-After`.
+//!
+//! Registrations spend the `register` policy (`register_rate_limit`) per
+//! client address ([`register_attempt`]), after the body is validated and
+//! before the password is hashed, whether the name turns out free or taken.
+//!
+//! **Username enumeration: a deliberate trade-off.** A taken name still
+//! answers 409 `conflict` (a sign-up form must be able to say "pick another
+//! name", and the name is public anyway: `GET /users/:id` shows it). What
+//! the throttle changes is the rate: one address learns at most
+//! `register_rate_limit` answers per window (10 per hour by default), each
+//! at the cost of an Argon2id hash on our side, so enumerating a user base
+//! takes as many addresses as names. Login keeps its one 401 for an unknown
+//! user and a wrong password, so the two routes do not combine into a
+//! password oracle. Deployments that must hide which names exist put the
+//! account's identity on something they verify out of band (an email
+//! link), which this service does not do.
 
 use super::{Identity, Limited, Throttle};
 use crate::config::Vars;
@@ -45,6 +61,14 @@ impl LoginAttempt {
         let _ = self.throttle.refund(link, clock, &self.by_ip, 1).await;
         let _ = self.throttle.refund(link, clock, &self.by_name, 1).await;
     }
+}
+
+/// Spends one registration of the client address's `register` budget.
+/// `Ok`: the headers for the answer; `Err`: 429 `quota-exceeded` with
+/// `Retry-After`, or 503 when Redis fails (failing closed). One round trip.
+pub async fn register_attempt(link: &impl Link, clock: &impl Clock, vars: &impl Vars, req: &Request) -> Result<Limited, Problem> {
+    let throttle = Throttle::register(vars)?;
+    throttle.check(link, clock, &throttle.client(req), 1).await
 }
 
 /// The cost of a request priced by its size (`POST /api/echo`): one unit

@@ -41,7 +41,7 @@ mod login;
 mod policy;
 
 pub use identity::{client_identity, ApiKeys, Identity, API_KEY_HEADER};
-pub use login::{cost_per_kib, LoginAttempt};
+pub use login::{cost_per_kib, register_attempt, LoginAttempt};
 pub use crate::http::client::TrustedProxies;
 pub use crate::keys::ratelimit::{KeyMode, RateLimitKeys, DEFAULT_PREFIX};
 pub use crate::keys::{escape, MAX_PLAIN_ID};
@@ -299,6 +299,34 @@ pub const LOGIN_POLICY: PolicyVars = PolicyVars {
 pub const NOTIFY_POLICY: PolicyVars =
     PolicyVars { name: "notify", var: "notify_rate_limit", default: "sliding_window 120/60s", failure: Failure::Fixed(FailureMode::Closed) };
 
+/// Opening a long poll or an SSE stream (notify), per caller. Reading needs
+/// Redis anyway, so it fails closed.
+pub const NOTIFY_STREAM_POLICY: PolicyVars = PolicyVars {
+    name: "notify_stream",
+    var: "notify_stream_rate_limit",
+    default: "token_bucket 2/1s burst 60",
+    failure: Failure::Fixed(FailureMode::Closed),
+};
+
+/// Registrations (the auth component), per client address: each costs an
+/// Argon2id hash and hands out a fresh identity. Failing closed, so an
+/// outage never turns into unthrottled account creation.
+pub const REGISTER_POLICY: PolicyVars = PolicyVars {
+    name: "register",
+    var: "register_rate_limit",
+    default: "sliding_window 10/1h",
+    failure: Failure::Fixed(FailureMode::Closed),
+};
+
+/// `POST /notify/webhooks/redrive`, per caller: each makes every host's
+/// worker run a full pass. Fails closed.
+pub const REDRIVE_POLICY: PolicyVars = PolicyVars {
+    name: "redrive",
+    var: "notify_redrive_rate_limit",
+    default: "fixed_window 6/60s",
+    failure: Failure::Fixed(FailureMode::Closed),
+};
+
 /// Variables every policy shares.
 pub const PREFIX_VAR: &str = "rate_limit_prefix";
 pub const KEYS_VAR: &str = "rate_limit_keys";
@@ -356,6 +384,21 @@ impl Throttle {
     /// The publish policy ([`NOTIFY_POLICY`]).
     pub fn notify(vars: &impl Vars) -> Result<Throttle, ConfigError> {
         Throttle::from_vars(vars, &NOTIFY_POLICY)
+    }
+
+    /// The stream-opening policy ([`NOTIFY_STREAM_POLICY`]).
+    pub fn notify_stream(vars: &impl Vars) -> Result<Throttle, ConfigError> {
+        Throttle::from_vars(vars, &NOTIFY_STREAM_POLICY)
+    }
+
+    /// The registration policy ([`REGISTER_POLICY`]).
+    pub fn register(vars: &impl Vars) -> Result<Throttle, ConfigError> {
+        Throttle::from_vars(vars, &REGISTER_POLICY)
+    }
+
+    /// The redrive policy ([`REDRIVE_POLICY`]).
+    pub fn redrive(vars: &impl Vars) -> Result<Throttle, ConfigError> {
+        Throttle::from_vars(vars, &REDRIVE_POLICY)
     }
 
     /// The client-address identity of a request ([`client_identity`]).
