@@ -261,7 +261,6 @@ pub(crate) fn test_vars(pairs: &[(&str, &str)]) -> std::collections::HashMap<Str
 mod tests {
     use super::*;
     use super::test_vars as vars;
-    use std::collections::HashMap;
 
 
     #[test]

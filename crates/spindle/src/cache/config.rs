@@ -98,7 +98,6 @@ impl CacheConfig {
 mod tests {
     use super::*;
     use crate::config::test_vars as vars;
-    use std::collections::HashMap;
 
 
     #[test]

@@ -124,7 +124,6 @@ impl NotifyConfig {
 mod tests {
     use super::*;
     use crate::config::test_vars as vars;
-    use std::collections::HashMap;
 
 
     #[test]

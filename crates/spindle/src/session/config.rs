@@ -179,7 +179,6 @@ impl SessionConfig {
 mod tests {
     use super::*;
     use crate::config::test_vars as vars;
-    use std::collections::HashMap;
 
 
     const S: &str = "0123456789abcdef-secret";
