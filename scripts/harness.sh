@@ -214,3 +214,17 @@ start_worker() { # NAME [--variable k=v]...
   spawn "$name" bash -c "while :; do $cmd; echo \"worker exited (\$?); restarting\"; sleep 0.5; done"
   printf -v "pid_$name" '%s' "$last_pid"
 }
+
+# wrk_parse FILE: "rps requests p50_ms p99_ms non2xx socket_errors" of a
+# `wrk --latency` report (the bench scripts).
+wrk_parse() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }
+    /^Requests\/sec/ {rps=$2}
+    /requests in/ {reqs=$1}
+    $1=="50%" {p50=ms($2)}
+    $1=="99%" {p99=ms($2)}
+    /Non-2xx/ {non=$NF}
+    /Socket errors/ {gsub(/,/, ""); err=$4+$6+$8+$10}
+    END {printf "%s %s %.2f %.2f %d %d\n", rps+0, reqs+0, p50, p99, non+0, err+0}' "$1"
+}

@@ -1,74 +1,14 @@
 # Processes of the scale-out benchmark: a throwaway Redis, PostgreSQL,
 # Spindle runners, the Node baseline's hosts and nginx in front of them, all
 # on loopback and free ports, all stopped by `cleanup` (trap EXIT), pass or
-# fail. Sourced by bench/scale/run.sh after `repo` and `work` are set.
+# fail. Sourced by bench/scale/run.sh after scripts/harness.sh (`work` is its `workdir`).
 
-pids=()          # everything started, stopped in reverse order
 declare -A runner_pid runner_port node_pid node_port
 
-cleanup() {
-    local status=$? i
-    trap - EXIT INT TERM
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill "${pids[i]}" 2>/dev/null || true
-    done
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        # bounded: a process that ignores TERM gets KILL after 10 s
-        for _ in $(seq 100); do kill -0 "${pids[i]}" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "${pids[i]}" 2>/dev/null || true
-        wait "${pids[i]}" 2>/dev/null || true
-    done
-    if [ "$status" != 0 ] && [ -d "$work" ]; then
-        for f in "$work"/*.log "$work"/nginx/error.log; do
-            [ -s "$f" ] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
-    exit "$status"
-}
-
-free_port() {
-    node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
-wait_port() { # $1 port, $2 pid, $3 what [, $4 tries of 50 ms]
-    local tries="${4:-600}"
-    for _ in $(seq 1 "$tries"); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { echo "$3 exited before listening on $1" >&2; return 1; }
-        sleep 0.05
-    done
-    echo "$3 did not listen on $1" >&2
-    return 1
-}
-
-wait_http() { # $1 url, $2 what: until it answers 200 (30 s)
-    for _ in $(seq 1 600); do
-        curl -sf -o /dev/null --max-time 2 "$1" && return 0
-        sleep 0.05
-    done
-    echo "$2: $1 did not answer 200" >&2
-    return 1
-}
+# cleanup, free_port, wait_port, wait_http, start_redis and wrk_parse come
+# from scripts/harness.sh, which run.sh sources first.
 
 # --- Redis -------------------------------------------------------------------
-
-# One redis-server for everything; its data dir is kept, so a restart with
-# appendonly loads what it wrote (the fault run).
-start_redis() { # [extra redis-server args...]
-    redis_port="${redis_port:-$(free_port)}"
-    mkdir -p "$work/redis"
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --dir "$work/redis" \
-        --logfile "$work/redis.log" --maxclients 10000 "$@" &
-    redis_pid=$!
-    pids+=("$redis_pid")
-    wait_port "$redis_port" "$redis_pid" redis-server
-    for _ in $(seq 200); do
-        [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
-        sleep 0.05  # LOADING while the AOF is read
-    done
-    redis_url="redis://127.0.0.1:$redis_port"
-}
 
 rcli() { redis-cli -p "$redis_port" "$@"; }
 
@@ -198,17 +138,3 @@ start_nginx() {
     done
 }
 
-# --- wrk ----------------------------------------------------------------------
-
-# wrk_parse FILE: "rps requests p50_ms p99_ms non2xx socket_errors"
-wrk_parse() {
-    awk '
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }
-        /^Requests\/sec/ {rps=$2}
-        /requests in/ {reqs=$1}
-        $1=="50%" {p50=ms($2)}
-        $1=="99%" {p99=ms($2)}
-        /Non-2xx/ {non=$NF}
-        /Socket errors/ {gsub(/,/, ""); err=$4+$6+$8+$10}
-        END {printf "%s %s %.2f %.2f %d %d\n", rps+0, reqs+0, p50, p99, non+0, err+0}' "$1"
-}

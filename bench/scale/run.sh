@@ -54,11 +54,9 @@ command -v nginx >/dev/null || apt_install nginx
 # SKIP_BUILD=1: the caller has just built everything (scripts/test.sh)
 [ -n "${SKIP_BUILD:-}" ] || build_all >/dev/null 2>&1 || build_all
 
-work="$(mktemp -d)"
+. scripts/harness.sh
+work="$workdir"
 . bench/scale/lib.sh
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 session_secret="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
 results="$work/results.jsonl"
