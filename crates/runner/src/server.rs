@@ -43,12 +43,28 @@ pub async fn up(opts: Options) -> Result<()> {
         e = &mut triggers.stopped => return Err(e),
     }
 
-    let listener = listen(opts.listen).with_context(|| format!("binding {}", opts.listen))?;
-    let local = listener.local_addr()?;
     // Signal handlers before the line scripts wait for: a SIGTERM sent as
     // soon as it appears must stop the runner gracefully, not kill it.
     use tokio::signal::unix::{signal, SignalKind};
     let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+    if http.routes().next().is_none() {
+        // An app with no HTTP trigger (the webhook worker) listens on
+        // nothing, as with Spin: two of them on one machine must not fight
+        // over --listen's port.
+        print!("{channels}");
+        tokio::select! {
+            e = &mut triggers.stopped => {
+                println!("A trigger exited unexpectedly. Terminating.");
+                return Err(e);
+            }
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("shutting down");
+        return Ok(());
+    }
+    let listener = listen(opts.listen).with_context(|| format!("binding {}", opts.listen))?;
+    let local = listener.local_addr()?;
     println!("Serving http://{local}");
     println!("Available Routes:");
     for (component, path, wildcard) in http.routes() {
