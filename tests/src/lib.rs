@@ -892,3 +892,26 @@ impl Drop for Monitor {
         self.task.abort();
     }
 }
+
+/// A logged-in session stored as connect-redis stores it (as an Express app
+/// sharing `secret` would), for user `id`/`username`; returns the `Cookie`
+/// header value. The sid starts with `tag`, so suites' sessions differ.
+pub async fn express_session(redis: &Redis, secret: &str, tag: &str, id: i64, username: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let sid = format!("{tag}{id}x{now}");
+    let value = serde_json::json!({
+        "cookie": { "originalMaxAge": 86_400_000u64, "expires": spindle::session::to_iso(now + 86_400_000),
+                    "secure": false, "httpOnly": true, "path": "/", "sameSite": "lax" },
+        "user": { "id": id, "username": username },
+        "spindle": { "created_at": now, "last_seen": now },
+    });
+    let _: () = redis::cmd("SET")
+        .arg(format!("sess:{sid}"))
+        .arg(value.to_string())
+        .arg("EX")
+        .arg(86_400)
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    format!("connect.sid={}", spindle::session::cookie::wire_value(&sid, secret))
+}

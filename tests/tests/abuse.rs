@@ -29,23 +29,7 @@ fn app(b: &Backend, extra: &[(&'static str, String)]) -> Runner {
 
 /// A logged-in session as connect-redis stores it: the `Cookie` header value.
 async fn login(b: &Backend, id: i64, username: &str) -> String {
-    let sid = format!("abuseE2E{id}x{}", now_ms());
-    let now = now_ms();
-    let value = json!({
-        "cookie": { "originalMaxAge": 86_400_000u64, "expires": spindle::session::to_iso(now + 86_400_000),
-                    "secure": false, "httpOnly": true, "path": "/", "sameSite": "lax" },
-        "user": { "id": id, "username": username },
-        "spindle": { "created_at": now, "last_seen": now },
-    });
-    let _: () = redis::cmd("SET")
-        .arg(format!("sess:{sid}"))
-        .arg(value.to_string())
-        .arg("EX")
-        .arg(86_400)
-        .query_async(&mut b.redis.conn().await)
-        .await
-        .unwrap();
-    format!("connect.sid={}", spindle::session::cookie::wire_value(&sid, SECRET))
+    express_session(&b.redis, SECRET, "abuseE2E", id, username).await
 }
 
 #[derive(Debug)]

@@ -23,30 +23,10 @@ fn app(b: &Backend, extra: &[(&'static str, String)]) -> Runner {
     b.app(&vars)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
 /// A logged-in session, stored as connect-redis stores it (as an Express
 /// app sharing the secret would): the `Cookie` header value.
 async fn login(b: &Backend, id: i64, username: &str) -> String {
-    let sid = format!("notifyE2E{id}x{}", now_ms());
-    let now = now_ms();
-    let value = json!({
-        "cookie": { "originalMaxAge": 86_400_000u64, "expires": spindle::session::to_iso(now + 86_400_000),
-                    "secure": false, "httpOnly": true, "path": "/", "sameSite": "lax" },
-        "user": { "id": id, "username": username },
-        "spindle": { "created_at": now, "last_seen": now },
-    });
-    let _: () = redis::cmd("SET")
-        .arg(format!("sess:{sid}"))
-        .arg(value.to_string())
-        .arg("EX")
-        .arg(86_400)
-        .query_async(&mut b.redis.conn().await)
-        .await
-        .unwrap();
-    format!("connect.sid={}", spindle::session::cookie::wire_value(&sid, SECRET))
+    express_session(&b.redis, SECRET, "notifyE2E", id, username).await
 }
 
 #[derive(Clone, Copy)]

@@ -49,15 +49,7 @@ fn app(b: &Backend, extra: &[(&'static str, String)]) -> App {
 }
 
 async fn login(b: &Backend, id: i64, username: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let sid = format!("hookE2E{id}x{now}");
-    let value = json!({
-        "cookie": { "originalMaxAge": 86_400_000u64, "expires": spindle::session::to_iso(now + 86_400_000), "httpOnly": true, "path": "/" },
-        "user": { "id": id, "username": username },
-        "spindle": { "created_at": now, "last_seen": now },
-    });
-    let _: () = redis::cmd("SET").arg(format!("sess:{sid}")).arg(value.to_string()).arg("EX").arg(86_400).query_async(&mut b.redis.conn().await).await.unwrap();
-    format!("connect.sid={}", spindle::session::cookie::wire_value(&sid, SECRET))
+    express_session(&b.redis, SECRET, "hookE2E", id, username).await
 }
 
 // ── A local webhook receiver ─────────────────────────────────────────────
