@@ -64,7 +64,8 @@ for label, stack, host, tr, route in rows:
     h = cell(stack, host, tr, route, "host")
     k = cell(stack, host, tr, route, "core") or {}
     errs = h["non2xx"] + h["socket_errors"] + k.get("non2xx", 0) + k.get("socket_errors", 0)
-    hostname = {"node": "node", "spin": "Spin 4.0.2", "runner": "runner"}[host]
+    hostname = {"node": "node", "spin": "Spin 4.0.2", "runner": "runner",
+                "runner-before": "runner (`RUNNER_BEFORE`)"}[host]
     via = {"tcp": "TCP", "rest": "REST", "-": "–"}[tr] if stack != "node" else "TCP"
     w(f"| {label} | {hostname} | {via} | `{route}` | {rps(h)} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} "
       f"| {rps(k or None)} | {k.get('p50_ms', 0):.2f} | {k.get('p99_ms', 0):.2f} "
@@ -109,6 +110,20 @@ for r in routes:
         a.append(ratio(s and s["rps"], ok and ok["rps"]))
         b.append(ratio(s and s["rps"], g and g["rps"]))
     w(f"| `{r}` | " + " | ".join(a + b) + " |")
+
+if any(c["host"] == "runner-before" for c in cells):
+    w("")
+    w("## The runner ÷ the `RUNNER_BEFORE` runner (req/s, TCP)")
+    w("")
+    w("The same guests on two spindle-runner binaries (issue 16: `--profile native` against the "
+      "binary given as `RUNNER_BEFORE`, e.g. the size-tuned release profile).")
+    w("")
+    w("| route | one host | per core |")
+    w("|---|---|---|")
+    for r in routes:
+        v = [ratio((cell("spindle", "runner", "tcp", r, m) or {}).get("rps"),
+                   (cell("spindle", "runner-before", "tcp", r, m) or {}).get("rps")) for m in ("host", "core")]
+        w(f"| `{r}` | " + " | ".join(v) + " |")
 
 proxy = [c for c in cells if c["mode"] == "proxy"]
 if proxy:

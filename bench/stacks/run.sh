@@ -9,6 +9,9 @@
 #   4. the floor (bench/floor: /ok, /get, /get-rest) on Spin and on the runner
 #   5. the proxy's own ceiling (nginx → a static upstream) beside 4 Spindle
 #      hosts on Spin behind the same nginx
+#   6. with RUNNER_BEFORE=<a spindle-runner binary>: Spindle on that runner
+#      too, over TCP, as host "runner-before" (issue 16: the runner built with
+#      another profile, e.g. `cargo build --release -p spindle-runner`)
 #
 # Every cell twice: "one host" (nothing pinned) and "per core" (the host's
 # whole process group pinned to CPU 0 with taskset, wrk, Redis and the
@@ -21,7 +24,8 @@
 #   bench/stacks/run.sh --quick    about 5 minutes: 3 s per cell
 #
 # Env: DURATION (per cell, overrides the mode), WARMUP [1s], CONNECTIONS [50],
-#      THREADS [2], SPIN_BIN, SKIP_BUILD=1, KEEP_WORK=1, RESULTS_DIR [bench/results]
+#      THREADS [2], SPIN_BIN, SKIP_BUILD=1, KEEP_WORK=1, RESULTS_DIR [bench/results],
+#      RUNNER_BEFORE (see 6)
 # Writes RESULTS_DIR/<date>.md and .jsonl (<date>-quick.* with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -184,19 +188,19 @@ spindle_vars=(
 )
 
 # Spindle (spin.toml) on HOST over TRANSPORT, with the runner's SQLite in the scratch dir.
-spindle() { # HOST TRANSPORT
-  local name="sp_$1_$2" extra=() pid url
+spindle() { # HOST TRANSPORT [LABEL]
+  local name="sp_$1_$2" extra=() pid url label="${3:-$1}"
   spindle_host="$1"
   if [ "$1" = runner ]; then
     printf '[sqlite_database.default]\ntype = "spin"\npath = "%s"\n' "$workdir/$name.db" >"$workdir/$name.toml"
     extra=(--runtime-config-file "$workdir/$name.toml")
   fi
-  log "Spindle on $1 over $2"
+  log "Spindle on $label over $2"
   rcli flushall >/dev/null
   start_app "$name" "$2" "${spindle_vars[@]}" ${extra[@]+"${extra[@]}"}
   eval "pid=\$pid_$name; url=\$url_$name"
   wait_http "$url/healthz" "$name"
-  app_routes spindle "$1" "$2" "$url" "$pid"
+  app_routes spindle "$label" "$2" "$url" "$pid"
   stop "$pid"
 }
 
@@ -241,6 +245,12 @@ spindle spin tcp
 spindle spin rest
 spindle runner tcp
 spindle runner rest
+if [ -n "${RUNNER_BEFORE:-}" ]; then
+  after_bin="$runner_bin"
+  runner_bin="$RUNNER_BEFORE"
+  spindle runner tcp runner-before
+  runner_bin="$after_bin"
+fi
 
 # --- 4. the floors -----------------------------------------------------------------------
 
