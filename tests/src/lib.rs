@@ -881,6 +881,13 @@ impl Monitor {
         (sent, lua.into_iter().map(name).collect())
     }
 
+    /// The raw MONITOR lines since the last call, in Redis's order: a
+    /// script's own commands (`[0 lua]`) follow the call that ran it.
+    pub async fn lines(&self) -> Vec<String> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::mem::take(&mut *self.lines.lock().unwrap())
+    }
+
     /// Only the commands sent by clients.
     pub async fn sent(&self) -> Vec<String> {
         self.take().await.0

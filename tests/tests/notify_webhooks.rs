@@ -33,19 +33,46 @@ impl std::ops::Deref for App {
 }
 
 /// The worker app's own variables (spin-worker.toml declares these).
-const WORKER_VARS: &[&str] = &["webhook_origin", "notify_webhook_allow", "notify_webhook_timeout", "notify_webhook_max_attempts", "notify_webhook_backoff"];
+const WORKER_VARS: &[&str] = &[
+    "webhook_origin",
+    "notify_webhook_allow",
+    "notify_webhook_timeout",
+    "notify_webhook_max_attempts",
+    "notify_webhook_backoff",
+    "notify_webhook_max_pending",
+    "notify_webhook_claim_budget",
+];
+/// Of those, the ones only the worker declares (the HTTP app would refuse them on the runner).
+const WORKER_ONLY: &[&str] = &["notify_webhook_max_pending", "notify_webhook_claim_budget"];
+const LOCAL: &str = "http://127.0.0.1:*";
 
-/// A host with webhooks allowed to any local port; `extra` wins.
-fn app(b: &Backend, extra: &[(&'static str, String)]) -> App {
+/// Both apps' variables: webhooks allowed to any local port; `extra` wins.
+fn vars(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let mut vars: Vec<(&'static str, String)> = vec![
         ("session_secrets", SECRET.into()),
         ("api_keys", sha256_hex(KEY)),
-        ("webhook_origin", "http://127.0.0.1:*".into()),
+        ("webhook_origin", LOCAL.into()),
+        ("notify_webhook_allow", LOCAL.into()),
     ];
     vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     vars.extend(extra.iter().cloned());
-    let worker_vars: Vec<_> = vars.iter().filter(|(k, _)| WORKER_VARS.contains(k)).cloned().collect();
-    App { http: b.app(&vars), worker: b.worker(&worker_vars) }
+    vars
+}
+
+/// The HTTP app alone, with the variables of [`vars`] it declares.
+fn http_app(b: &Backend, vars: &[(&'static str, String)]) -> Runner {
+    b.app(&vars.iter().filter(|(k, _)| !WORKER_ONLY.contains(k)).cloned().collect::<Vec<_>>())
+}
+
+/// The worker alone, with the variables of [`vars`] it declares.
+fn worker(b: &Backend, vars: &[(&'static str, String)]) -> Worker {
+    b.worker(&vars.iter().filter(|(k, _)| WORKER_VARS.contains(k)).cloned().collect::<Vec<_>>())
+}
+
+/// A host: the HTTP app and its worker, on [`vars`]`(extra)`.
+fn app(b: &Backend, extra: &[(&'static str, String)]) -> App {
+    let vars = vars(extra);
+    App { http: http_app(b, &vars), worker: worker(b, &vars) }
 }
 
 async fn login(b: &Backend, id: i64, username: &str) -> String {
@@ -206,10 +233,21 @@ async fn publish(rt: &Runner, topic: &str, data: Value) -> String {
 
 async fn delivery_keys(b: &Backend) -> (u64, u64) {
     let mut c = b.redis.conn().await;
-    let due: u64 = redis::cmd("ZCARD").arg("spindle:notify:deliveries:due").query_async(&mut c).await.unwrap();
-    let pending: u64 = redis::cmd("HLEN").arg("spindle:notify:deliveries:pending").query_async(&mut c).await.unwrap();
+    let due: u64 = redis::cmd("ZCARD").arg(DUE).query_async(&mut c).await.unwrap();
+    let pending: u64 = redis::cmd("HLEN").arg(PENDING).query_async(&mut c).await.unwrap();
     (due, pending)
 }
+
+/// `deliveries:owners`: each owner's pending count, as (owner, n) pairs.
+async fn owner_counts(b: &Backend) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = redis::cmd("HGETALL").arg(OWNERS).query_async(&mut b.redis.conn().await).await.unwrap();
+    v.sort();
+    v
+}
+
+const PENDING: &str = "spindle:notify:deliveries:pending";
+const DUE: &str = "spindle:notify:deliveries:due";
+const OWNERS: &str = "spindle:notify:deliveries:owners";
 
 both_transports!(deliveries_are_signed_and_made_once_across_hosts, |b: Backend| async move {
     let rx = Receiver::start().await;
@@ -259,6 +297,7 @@ both_transports!(deliveries_are_signed_and_made_once_across_hosts, |b: Backend| 
     forged.body = br#"{"type":"happened","data":"evil"}"#.to_vec();
     assert!(!verify(&secret, &forged));
     assert_eq!(delivery_keys(&b).await, (0, 0), "nothing left pending");
+    assert_eq!(owner_counts(&b).await, vec![], "and no owner holds a pending count");
     for host in [&a, &c] {
         host.assert_every_variable_declared();
         assert_declared(&host.worker.log());
@@ -325,6 +364,7 @@ both_transports!(a_failing_receiver_is_retried_then_dead_lettered, |b: Backend| 
     assert_eq!(flakes.len(), 2, "{flakes:?}");
     assert_eq!(flakes[0].headers["webhook-id"], flakes[1].headers["webhook-id"]);
     assert_eq!(delivery_keys(&b).await, (0, 0));
+    assert_eq!(owner_counts(&b).await, vec![], "settled deliveries leave their owner's count");
     // Dead letters are the owner's: another user sees none.
     let bob = login(&b, 2, "bob").await;
     let theirs = send(http().get(rt.url("/notify/webhooks/dead-letters")).header("cookie", bob)).await;
@@ -405,4 +445,298 @@ both_transports!(webhooks_are_validated_and_scoped_to_their_owner, |b: Backend| 
     let hits: Vec<Value> = rx.hits("/ok").iter().map(Hit::json).collect();
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0]["topic"], "user:1");
+});
+
+// ── Abuse limits (issue 15, item 1): what one owner's webhooks may hold ───
+
+/// A tick on the worker channel, as cron sends it.
+async fn tick(b: &Backend) {
+    let _: i64 = redis::cmd("PUBLISH").arg(WORKER_CHANNEL).arg("*").query_async(&mut b.redis.conn().await).await.unwrap();
+}
+
+async fn dead_letters(rt: &Runner, auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Vec<Value> {
+    let r = send(auth(http().get(rt.url("/notify/webhooks/dead-letters?limit=1000")))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.body["dead_letters"].as_array().unwrap().clone()
+}
+
+/// Ticks every 250 ms until `done` holds, for at most `within`.
+async fn ticking_until<F: std::future::Future<Output = bool>>(b: &Backend, within: Duration, what: &str, mut done: impl FnMut() -> F) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tick(b).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn hget(b: &Backend, key: &str, field: &str) -> Option<String> {
+    redis::cmd("HGET").arg(key).arg(field).query_async(&mut b.redis.conn().await).await.unwrap()
+}
+
+/// `MEMORY USAGE key SAMPLES 0`: every element counted, bytes (0 when absent).
+async fn memory_usage(b: &Backend, key: &str) -> u64 {
+    let n: Option<u64> = redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query_async(&mut b.redis.conn().await).await.unwrap();
+    n.unwrap_or(0)
+}
+
+/// The topic's fan-out cursor: the last event given to its webhooks.
+async fn cursor(b: &Backend, topic: &str) -> Option<String> {
+    redis::cmd("GET").arg(format!("spindle:notify:{{{topic}}}:webhooks-cursor")).query_async(&mut b.redis.conn().await).await.unwrap()
+}
+
+const TRIMMED: &str = "event trimmed from the stream before delivery";
+const CAPPED: &str = "pending cap reached: the owner already had notify_webhook_max_pending deliveries pending";
+
+both_transports!(registration_is_off_until_the_operator_sets_an_allow_list, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    // The default: no notify_webhook_allow. webhook_origin is only the worker's outbound grant.
+    let off = vars(&[("notify_webhook_allow", String::new())]);
+    let rt = http_app(&b, &off);
+    let r = create(&rt, key, "orders", &rx.url("/ok")).await;
+    assert_eq!((r.status, r.content_type.as_str()), (403, "application/problem+json"), "{r:?}");
+    assert_eq!(r.body["type"], "urn:spindle:problem:webhooks-disabled", "{r:?}");
+    assert!(r.body["detail"].as_str().unwrap().contains("notify_webhook_allow"), "{r:?}");
+    assert_eq!(create(&rt, |rb| rb, "orders", &rx.url("/ok")).await.status, 401, "who asks is checked first");
+    let n: u64 = redis::cmd("HLEN").arg("spindle:notify:webhooks").query_async(&mut b.redis.conn().await).await.unwrap();
+    assert_eq!(n, 0, "nothing registered");
+    rt.assert_every_variable_declared();
+    drop(rt);
+
+    // Registered while allowed; then a worker without the list refuses to
+    // send it, whatever webhook_origin grants.
+    let rt = http_app(&b, &vars(&[]));
+    let hook = create(&rt, key, "orders", &rx.url("/ok")).await;
+    assert_eq!(hook.status, 201, "{hook:?}");
+    let _worker = worker(&b, &vars(&[("notify_webhook_allow", String::new()), ("notify_webhook_max_attempts", "1".into())]));
+    publish(&rt, "orders", json!(1)).await;
+    let letters = {
+        let mut letters = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while letters.is_empty() && Instant::now() < deadline {
+            tick(&b).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            letters = dead_letters(&rt, key).await;
+        }
+        letters
+    };
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0]["last_error"].as_str().unwrap().contains("not in the allowed webhook origins"), "{letters:?}");
+    assert!(rx.hits("/ok").is_empty(), "nothing was sent");
+});
+
+both_transports!(a_pending_delivery_is_a_reference_and_a_trimmed_event_is_dead_lettered, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    let rt = app(&b, &[("notify_webhook_backoff", "200ms".into())]);
+    let alice = login(&b, 1, "alice").await;
+    let cookie = |rb: reqwest::RequestBuilder| rb.header("cookie", alice.clone());
+    let hook = create(&rt, cookie, "jobs", &rx.url("/fail")).await;
+    assert_eq!(hook.status, 201, "{hook:?}");
+    let hook_id = hook.body["id"].as_str().unwrap().to_owned();
+    let big = "b".repeat(20_000);
+    let event = publish(&rt, "jobs", json!({ "big": big })).await;
+    let first = rx.wait_for("/fail", 1, Duration::from_secs(10)).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].json()["data"]["big"], big.as_str(), "the payload, read from the stream");
+
+    // What waits for the retry is a reference: no payload in it.
+    let delivery = format!("{hook_id}/{event}");
+    let record = hget(&b, PENDING, &delivery).await.expect("the pending record");
+    let expected = format!("1\n{hook_id}\nuser:1\njobs\n{event}");
+    assert!(record == expected, "a record of {} bytes: {:.200}…", record.len(), record.escape_debug());
+    assert_eq!(owner_counts(&b).await, vec![("user:1".to_string(), 1)]);
+
+    // The stream loses the event (MAXLEN or retention) before the retry.
+    let _: u64 = redis::cmd("XDEL").arg("spindle:notify:{jobs}:events").arg(&event).query_async(&mut b.redis.conn().await).await.unwrap();
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while letters.is_empty() && Instant::now() < deadline {
+        tick(&b).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        letters = dead_letters(&rt, cookie).await;
+    }
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let d = &letters[0];
+    assert_eq!(d["last_error"], TRIMMED, "{d}");
+    assert_eq!((d["event_id"].as_str(), d["webhook_id"].as_str(), d["delivery"].as_str()), (Some(event.as_str()), Some(hook_id.as_str()), Some(delivery.as_str())));
+    assert_eq!((d["attempts"].clone(), d["last_status"].clone(), d["payload"].clone()), (json!(1), Value::Null, Value::Null), "{d}");
+    assert_eq!(rx.hits("/fail").len(), 1, "no attempt without the event");
+    assert_eq!(delivery_keys(&b).await, (0, 0));
+    assert_eq!(owner_counts(&b).await, vec![]);
+});
+
+both_transports!(past_the_owner_cap_deliveries_are_dead_lettered_not_queued, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    // Failures wait an hour for their retry: what is pending stays pending.
+    let rt = app(&b, &[("notify_webhook_max_pending", "3".into()), ("notify_webhook_backoff", "1h".into())]);
+    let (alice, bob) = (login(&b, 1, "alice").await, login(&b, 2, "bob").await);
+    let as_alice = |rb: reqwest::RequestBuilder| rb.header("cookie", alice.clone());
+    let as_bob = |rb: reqwest::RequestBuilder| rb.header("cookie", bob.clone());
+    let mut hers = Vec::new();
+    for _ in 0..2 {
+        let h = create(&rt, as_alice, "jobs", &rx.url("/fail")).await;
+        assert_eq!(h.status, 201, "{h:?}");
+        hers.push(h.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(create(&rt, as_bob, "jobs", &rx.url("/fail")).await.status, 201);
+    let mut events = Vec::new();
+    for i in 0..3 {
+        events.push(publish(&rt, "jobs", json!({ "n": i })).await);
+    }
+    // Alice's 2 webhooks × 3 events are 6 deliveries: 3 are queued, 3 are
+    // dead-lettered at once. Bob's 3 are all queued: the cap is per owner.
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while letters.len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        letters = dead_letters(&rt, as_alice).await;
+    }
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    for d in &letters {
+        assert_eq!(d["last_error"], CAPPED, "{d}");
+        assert_eq!((d["attempts"].clone(), d["payload"].clone(), d["event"].clone()), (json!(0), Value::Null, json!("happened")), "{d}");
+        assert!(hers.iter().any(|h| d["webhook_id"] == h.as_str()), "{d}");
+        assert!(events[1..].iter().any(|e| d["event_id"] == e.as_str()), "the first event fits: {d}");
+    }
+    assert_eq!(owner_counts(&b).await, vec![("user:1".to_string(), 3), ("user:2".to_string(), 3)]);
+    assert_eq!(delivery_keys(&b).await, (6, 6));
+    assert_eq!(rx.wait_for("/fail", 6, Duration::from_secs(10)).await.len(), 6, "each queued delivery was attempted");
+    assert!(dead_letters(&rt, as_bob).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.hits("/fail").len(), 6, "none of the capped ones was sent");
+});
+
+both_transports!(one_claim_fans_out_at_most_its_budget_and_loses_nothing, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    let v = vars(&[("notify_webhook_claim_budget", "100".into())]);
+    let rt = http_app(&b, &v);
+    for _ in 0..5 {
+        assert_eq!(create(&rt, key, "burst", &rx.url("/ok")).await.status, 201);
+    }
+    // 30 events × 5 webhooks = 150 deliveries, published while no worker listens.
+    let mut events = Vec::new();
+    for i in 0..30 {
+        events.push(publish(&rt, "burst", json!(i)).await);
+    }
+    let monitor = Monitor::start(&b.redis).await;
+    let _worker = worker(&b, &v);
+    let rxr = &rx;
+    ticking_until(&b, Duration::from_secs(60), "150 deliveries", move || async move { rxr.hits("/ok").len() >= 150 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hits = rx.hits("/ok");
+    assert_eq!(hits.len(), 150, "each delivery once");
+    let mut per_event: HashMap<String, usize> = HashMap::new();
+    for h in &hits {
+        *per_event.entry(h.json()["id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert!(events.iter().all(|e| per_event.get(e) == Some(&5)), "{per_event:?}");
+    // Each script call's HSETNXs (one per delivery queued), from MONITOR:
+    // a script's commands follow the call that ran it.
+    let mut fanned: Vec<usize> = Vec::new();
+    for l in monitor.lines().await {
+        if !l.contains(" lua] ") {
+            fanned.push(0);
+        } else if l.to_ascii_lowercase().contains("\"hsetnx\"") {
+            *fanned.last_mut().unwrap() += 1;
+        }
+    }
+    fanned.retain(|n| *n > 0);
+    eprintln!("deliveries queued per claim: {fanned:?}");
+    assert_eq!(fanned.iter().sum::<usize>(), 150);
+    assert!(fanned.iter().all(|n| *n <= 100), "a claim fanned out more than its budget: {fanned:?}");
+    assert_eq!(delivery_keys(&b).await, (0, 0));
+});
+
+both_transports!(a_record_written_before_references_is_still_delivered, |b: Backend| async move {
+    let rx = Receiver::start().await;
+    let rt = app(&b, &[]);
+    let hook = create(&rt, key, "legacy", &rx.url("/ok")).await;
+    let hook_id = hook.body["id"].as_str().unwrap().to_owned();
+    let event = publish(&rt, "legacy", json!({ "from": "the stream" })).await;
+    assert_eq!(rx.wait_for("/ok", 1, Duration::from_secs(10)).await.len(), 1);
+    // A record as the previous version wrote it (with the event in it), due now.
+    let mut c = b.redis.conn().await;
+    let old = format!("2\n{hook_id}\nlegacy\n{event}\nhappened\n1767225600000\n{{\"from\":\"the record\"}}");
+    let _: () = redis::cmd("HSET").arg(PENDING).arg(format!("{hook_id}/{event}")).arg(old).query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("ZADD").arg(DUE).arg(0).arg(format!("{hook_id}/{event}")).query_async(&mut c).await.unwrap();
+    let rxr = &rx;
+    ticking_until(&b, Duration::from_secs(10), "the old record's delivery", move || async move { rxr.hits("/ok").len() >= 2 }).await;
+    let second = &rx.hits("/ok")[1];
+    assert_eq!(second.json()["data"], json!({ "from": "the stream" }));
+    assert_eq!(second.headers["webhook-id"], rx.hits("/ok")[0].headers["webhook-id"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(delivery_keys(&b).await, (0, 0));
+    assert_eq!(owner_counts(&b).await, vec![], "counted while it was pending, and no longer");
+});
+
+// 25 webhooks of one owner (its most) × 500 publishes of 60 KB, every
+// delivery failing and waiting an hour for its retry: the pending set stays
+// within `notify_webhook_max_pending` (1000) small records.
+both_transports!(pending_memory_stays_bounded_after_25_webhooks_x_500_large_publishes, |b: Backend| async move {
+    const WEBHOOKS: usize = 25;
+    const PUBLISHES: usize = 500;
+    const DEFAULT_MAX_PENDING: u64 = 1000;
+    /// The stated bound: bytes of Redis memory per pending delivery (pending
+    /// hash, due zset and owner counts together).
+    const BYTES_PER_PENDING: u64 = 640;
+    let rt = app(&b, &[("notify_rate_limit", "fixed_window 100000/60s".into()), ("notify_webhook_backoff", "1h".into())]);
+    for _ in 0..WEBHOOKS {
+        // Nothing listens on port 9: every attempt fails at once.
+        let r = create(&rt, key, "bulk", "http://127.0.0.1:9/hook").await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let data = json!({ "blob": "x".repeat(60_000) });
+    let started = Instant::now();
+    for _ in 0..PUBLISHES / 10 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let (url, data) = (rt.url("/notify/publish"), data.clone());
+            let body = json!({ "topic": "bulk", "event": "happened", "data": data });
+            tasks.spawn(async move { send(key(http().post(url).json(&body))).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let r = r.unwrap();
+            assert_eq!(r.status, 201, "{:?}", r.status);
+        }
+    }
+    let mut c = b.redis.conn().await;
+    let last: Vec<(String, HashMap<String, String>)> =
+        redis::cmd("XREVRANGE").arg("spindle:notify:{bulk}:events").arg("+").arg("-").arg("COUNT").arg(1).query_async(&mut c).await.unwrap();
+    let last = last[0].0.clone();
+    eprintln!("{PUBLISHES} publishes of {} bytes in {:?}", data.to_string().len(), started.elapsed());
+    let (bb, lastr) = (&b, &last);
+    ticking_until(&b, Duration::from_secs(180), "every event fanned out", move || async move {
+        cursor(bb, "bulk").await.as_deref() == Some(lastr.as_str())
+    })
+    .await;
+    let (pending, due, owners) = (memory_usage(&b, PENDING).await, memory_usage(&b, DUE).await, memory_usage(&b, OWNERS).await);
+    let stream = memory_usage(&b, "spindle:notify:{bulk}:events").await;
+    let (n_due, n_pending) = delivery_keys(&b).await;
+    eprintln!(
+        "{WEBHOOKS} webhooks × {PUBLISHES} publishes: {n_pending} pending; pending hash {pending} B, due zset {due} B, owner counts {owners} B \
+         ({} B per pending delivery); the stream {stream} B",
+        (pending + due + owners) / n_pending.max(1)
+    );
+    assert_eq!((n_pending, n_due), (DEFAULT_MAX_PENDING, DEFAULT_MAX_PENDING), "exactly the cap is pending");
+    // The other 11 500 went to the owner's dead-letter stream, which keeps about 1000.
+    let letters: Vec<String> = redis::cmd("KEYS").arg("spindle:notify:owner:*:dead-letters").query_async(&mut c).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let capped = (WEBHOOKS * PUBLISHES) as u64 - DEFAULT_MAX_PENDING;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (added, kept) = loop {
+        let info: HashMap<String, redis::Value> = redis::cmd("XINFO").arg("STREAM").arg(&letters[0]).query_async(&mut c).await.unwrap();
+        let n = |k: &str| -> u64 { redis::from_redis_value(&info[k]).unwrap() };
+        if n("entries-added") >= capped || Instant::now() > deadline {
+            break (n("entries-added"), n("length"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("dead letters: {added} added, {kept} kept, {} B", memory_usage(&b, &letters[0]).await);
+    assert_eq!(added, capped, "each delivery past the cap is dead-lettered");
+    assert!(kept <= 1100, "{kept}");
+    assert!(
+        pending + due + owners <= DEFAULT_MAX_PENDING * BYTES_PER_PENDING,
+        "pending deliveries take {} B, over {DEFAULT_MAX_PENDING} × {BYTES_PER_PENDING} B",
+        pending + due + owners
+    );
 });

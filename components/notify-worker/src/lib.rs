@@ -24,8 +24,11 @@ async fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
     let kick = Kick::parse(&message);
     match webhooks::run(&link, &SystemClock, &OsRng, &HttpDeliver, &cfg, &kick).await {
         Ok(r) => {
-            if r.delivered + r.retrying + r.dead > 0 {
-                println!("webhooks: {} delivered, {} to retry, {} dead-lettered", r.delivered, r.retrying, r.dead);
+            if r.delivered + r.retrying + r.dead + r.capped > 0 {
+                println!(
+                    "webhooks: {} delivered, {} to retry, {} dead-lettered, {} not queued (pending cap)",
+                    r.delivered, r.retrying, r.dead, r.capped
+                );
             }
             Ok(())
         }

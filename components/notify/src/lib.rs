@@ -131,9 +131,9 @@ async fn presence_list(cx: Cx) -> Result<Response, Problem> {
 
 async fn webhook_create(cx: Cx) -> Result<Response, Problem> {
     config(&cx)?;
-    let wcfg = webhooks::WebhookConfig::from_vars(cx.vars())?;
+    let allow = webhooks::allow_list(cx.vars())?;
     let caller = cx.authenticated_caller(true).await?;
-    let hook = webhooks::create(cx.link()?, cx.clock(), cx.rng(), &wcfg, &caller, &cx.req).await?;
+    let hook = webhooks::create(cx.link()?, cx.clock(), cx.rng(), &allow, &caller, &cx.req).await?;
     Ok(caller.apply(json(201, hook.to_json(true).to_string())))
 }
 

@@ -198,6 +198,8 @@ pub mod notify {
     pub const WEBHOOK_TOPICS: &str = "spindle:notify:webhook-topics";
     pub const DUE: &str = "spindle:notify:deliveries:due";
     pub const PENDING: &str = "spindle:notify:deliveries:pending";
+    /// Hash owner → how many of the owner's deliveries are pending.
+    pub const OWNER_PENDING: &str = "spindle:notify:deliveries:owners";
 
     pub fn stream(t: &Topic) -> String {
         format!("{PREFIX}:{{{t}}}:events")

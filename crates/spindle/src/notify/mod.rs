@@ -25,7 +25,8 @@
 //! spindle:notify:owner:<owner>:webhooks          set of the owner's webhook ids
 //! spindle:notify:owner:<owner>:dead-letters      stream of failed deliveries (j: JSON)
 //! spindle:notify:deliveries:due                  zset delivery id → when it is due (ms)
-//! spindle:notify:deliveries:pending              hash delivery id → its record
+//! spindle:notify:deliveries:pending              hash delivery id → "<attempt>\n<webhook id>\n<owner>\n<topic>\n<event id>"
+//! spindle:notify:deliveries:owners               hash owner → its deliveries pending
 //! spindle:notify:readers:<owner>                 zset lease token → lease end (ms): open polls and streams
 //! channels: spindle:notify:topic:<topic> (event JSON), spindle:notify:deliver (the worker's trigger),
 //!           socket.io#/#<room># (Socket.IO emitter packets)

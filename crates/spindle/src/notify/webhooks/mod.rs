@@ -10,12 +10,20 @@
 //!   one fanned out;
 //! - a delivery (one event × one webhook) is a record in
 //!   `deliveries:pending` and a member of `deliveries:due`, scored by when it
-//!   is next due;
+//!   is next due; the record is a reference (attempt, webhook, owner, topic,
+//!   event id), and the event is read from the stream when it is leased, so
+//!   a publish costs one copy of its data however many webhooks it has; an
+//!   event trimmed from the stream first is dead-lettered;
+//! - `deliveries:owners` counts each owner's pending deliveries: past
+//!   `notify_webhook_max_pending` a new delivery is not queued but goes to
+//!   the owner's dead-letter stream (`pending cap reached`);
 //! - the worker's pass ([`run`]) is one claim script (fan out new events,
-//!   lease up to a batch of due deliveries by pushing their due time past
-//!   the send timeout), concurrent signed POSTs, then one settle script
-//!   (forget the delivered, reschedule the failed with backoff, dead-letter
-//!   the exhausted).
+//!   at most `notify_webhook_claim_budget` events × webhooks, whole events
+//!   only, the rest left to the next claim; lease up to a batch of due
+//!   deliveries by pushing their due time past the send timeout, with their
+//!   events), concurrent signed POSTs, then one settle script (forget the
+//!   delivered, reschedule the failed with backoff, dead-letter the
+//!   exhausted).
 //!
 //! Every host's trigger receives every message (pub/sub), so every host's
 //! worker runs the pass; the atomic lease gives each delivery to one of
@@ -38,7 +46,7 @@ mod worker;
 pub use registry::{create, dead_letters, delete, list, redrive, Webhook, MAX_CREATE_BODY};
 pub use sign::{new_secret, sign};
 pub use url::{parse_url, AllowList, WebhookUrl};
-pub use worker::{run, Deliver, Delivery, Kick, Outcome, Outgoing, Report};
+pub use worker::{run, Deliver, Delivery, Kick, Outcome, Outgoing, Report, State, CAPPED, TRIMMED};
 
 use crate::config::{Config, ConfigError, Vars};
 use crate::env::Rng;
@@ -70,10 +78,23 @@ pub const DEAD_LETTER_TTL_MS: u64 = 30 * 86_400_000;
 /// The longest backoff between attempts.
 pub const MAX_BACKOFF_MS: u64 = 6 * 3_600_000;
 
+/// Fan-out one claim may do (events × webhooks), by default; never less
+/// than a topic's most webhooks, so every claim takes at least one event.
+pub const DEFAULT_CLAIM_BUDGET: u64 = 1000;
+/// Deliveries one owner may have pending, by default.
+pub const DEFAULT_MAX_PENDING: u64 = 1000;
+
+/// `notify_webhook_allow`: where webhooks may point. Empty (the default):
+/// nowhere, and registrations are refused until the operator sets it.
+pub fn allow_list(vars: &impl Vars) -> Result<AllowList, Error> {
+    let c = Config::new(vars);
+    Ok(AllowList::parse(&c.text("notify_webhook_allow").unwrap_or_default()).map_err(|e| ConfigError::new("notify_webhook_allow", e))?)
+}
+
+/// The worker's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookConfig {
-    /// `notify_webhook_allow`, or when empty `webhook_origin` (the entry the
-    /// worker's `allowed_outbound_hosts` is templated from).
+    /// [`allow_list`]: checked again before each delivery.
     pub allow: AllowList,
     /// One delivery's bound: connect, send and the whole answer.
     pub timeout_ms: u64,
@@ -81,21 +102,23 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
     /// The wait after the first failure; ×4 after each further one (±10%), at most 6 h.
     pub backoff_ms: u64,
+    /// `notify_webhook_max_pending`: deliveries one owner may have pending;
+    /// past it a new delivery is not queued but dead-lettered.
+    pub max_pending: u64,
+    /// `notify_webhook_claim_budget`: fan-out one claim may do (events × webhooks).
+    pub claim_budget: u64,
 }
 
 impl WebhookConfig {
     pub fn from_vars(vars: &impl Vars) -> Result<Self, Error> {
         let c = Config::new(vars);
-        let (name, list) = match c.text("notify_webhook_allow") {
-            Some(l) => ("notify_webhook_allow", l),
-            None => ("webhook_origin", c.text("webhook_origin").unwrap_or_default()),
-        };
-        let allow = AllowList::parse(&list).map_err(|e| ConfigError::new(name, e))?;
         Ok(WebhookConfig {
-            allow,
+            allow: allow_list(vars)?,
             timeout_ms: c.duration_ms("notify_webhook_timeout", 5_000, 100..=60_000)?,
             max_attempts: c.int("notify_webhook_max_attempts", 6, 1..=20)?,
             backoff_ms: c.duration_ms("notify_webhook_backoff", 5_000, 10..=3_600_000)?,
+            max_pending: c.int("notify_webhook_max_pending", DEFAULT_MAX_PENDING, 1..=1_000_000)?,
+            claim_budget: c.int("notify_webhook_claim_budget", DEFAULT_CLAIM_BUDGET, MAX_PER_TOPIC..=100_000)?,
         })
     }
 
@@ -114,12 +137,26 @@ mod tests {
     use crate::env::SeqRng;
     #[test]
     fn backoff_grows_and_is_capped() {
-        let cfg = WebhookConfig { allow: AllowList::default(), timeout_ms: 1000, max_attempts: 6, backoff_ms: 5000 };
+        let cfg = WebhookConfig { allow: AllowList::default(), timeout_ms: 1000, max_attempts: 6, backoff_ms: 5000, max_pending: 10, claim_budget: 100 };
         let rng = SeqRng::default();
         let b: Vec<u64> = (1..=6).map(|n| cfg.backoff(n, &rng)).collect();
         for (n, want) in [5_000u64, 20_000, 80_000, 320_000, 1_280_000, 5_120_000].iter().enumerate() {
             assert!(b[n].abs_diff(*want) <= want / 10, "attempt {}: {} vs {want}", n + 1, b[n]);
         }
         assert!(cfg.backoff(30, &rng) <= MAX_BACKOFF_MS * 11 / 10);
+    }
+
+    #[test]
+    fn webhooks_are_off_until_an_allow_list_is_set() {
+        use crate::config::test_vars as vars;
+        let d = WebhookConfig::from_vars(&vars(&[("webhook_origin", "https://*.example.com")])).unwrap();
+        assert!(d.allow.is_empty(), "webhook_origin is not an allow-list");
+        assert_eq!((d.max_pending, d.claim_budget), (DEFAULT_MAX_PENDING, DEFAULT_CLAIM_BUDGET));
+        let c = WebhookConfig::from_vars(&vars(&[("notify_webhook_allow", "https://*.example.com"), ("notify_webhook_max_pending", "5")])).unwrap();
+        assert!(!c.allow.is_empty() && c.max_pending == 5);
+        for (k, v) in [("notify_webhook_max_pending", "0"), ("notify_webhook_claim_budget", "99"), ("notify_webhook_allow", "nope")] {
+            let e = WebhookConfig::from_vars(&vars(&[(k, v)])).unwrap_err();
+            assert!(matches!(&e, Error::Misconfigured(m) if m.var == k), "{k}={v}: {e:?}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! was dead-lettered for them.
 
 use super::super::{keys, Caller, Error, Topic};
-use super::{new_secret, parse_url, WebhookConfig, CREATE, DELETE, LIST, MAX_PER_OWNER, MAX_PER_TOPIC};
+use super::{new_secret, parse_url, AllowList, CREATE, DELETE, LIST, MAX_PER_OWNER, MAX_PER_TOPIC};
 use crate::date::to_iso;
 use crate::env::{Clock, Rng};
 use crate::redis::{Arg, Cmd, Link, Records, Value};
@@ -57,15 +57,24 @@ struct CreateBody {
 pub const MAX_CREATE_BODY: usize = 4096;
 
 /// `POST /notify/webhooks {topic, url}`: the caller must be able to read the
-/// topic, and the URL must be allowed. One EVALSHA.
+/// topic, and the URL must be in `allow` (`notify_webhook_allow`); while
+/// that is empty, webhooks are off (403 `webhooks-disabled`). One EVALSHA.
 pub async fn create(
     link: &impl Link,
     clock: &impl Clock,
     rng: &impl Rng,
-    cfg: &WebhookConfig,
+    allow: &AllowList,
     caller: &Caller,
     req: &crate::http::Request,
 ) -> Result<Webhook, Error> {
+    if allow.is_empty() {
+        return Err(Error::Problem(crate::http::Problem::new(
+            403,
+            "webhooks-disabled",
+            "Webhooks Disabled",
+            "webhooks are off on this deployment: the operator must set notify_webhook_allow to where they may point",
+        )));
+    }
     let b: CreateBody = req.json(MAX_CREATE_BODY)?;
     if req.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Error::Invalid("the body must be a JSON object".into()));
@@ -73,10 +82,8 @@ pub async fn create(
     let topic = Topic::parse(&b.topic)?;
     let url = parse_url(b.url.trim()).map_err(Error::Invalid)?;
     caller.check_read(&topic)?;
-    if !cfg.allow.allows(&url) {
-        return Err(Error::Invalid(
-            "url is not in the allowed webhook origins (notify_webhook_allow / webhook_origin)".into(),
-        ));
+    if !allow.allows(&url) {
+        return Err(Error::Invalid("url is not in the allowed webhook origins (notify_webhook_allow)".into()));
     }
     let mut id = [0u8; 16];
     rng.fill(&mut id);

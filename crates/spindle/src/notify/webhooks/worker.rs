@@ -24,44 +24,59 @@ impl Kick {
     }
 }
 
+/// Why a trimmed event's delivery was dead-lettered.
+pub const TRIMMED: &str = "event trimmed from the stream before delivery";
+/// Why a delivery was dead-lettered instead of queued.
+pub const CAPPED: &str = "pending cap reached: the owner already had notify_webhook_max_pending deliveries pending";
+
+/// What a claim found for a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Leased, with its event as the stream holds it.
+    Due { event: String, published_at_ms: u64, data: String },
+    /// Leased, but its event was trimmed from the stream (`MAXLEN`,
+    /// retention) before it could be delivered: dead-lettered.
+    Trimmed,
+    /// Never queued: its owner already had `notify_webhook_max_pending`
+    /// pending. Dead-lettered (without the payload; the stream has it).
+    Capped { event: String },
+}
+
 /// One claimed delivery: an event for a webhook, at an attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
     /// `<webhook id>/<event id>`.
     pub id: String,
-    /// 1 for the first attempt.
+    /// 1 for the first attempt (0 for a capped one, never attempted).
     pub attempt: u32,
     pub owner: String,
     pub hook: Webhook,
     pub topic: String,
     pub event_id: String,
-    pub event: String,
-    pub published_at_ms: u64,
-    /// JSON text.
-    pub data: String,
+    pub state: State,
 }
 
 impl Delivery {
-    fn parse(id: &[u8], record: &[u8], registry: &[u8]) -> Option<Delivery> {
-        let rec = std::str::from_utf8(record).ok()?;
-        let mut f = rec.splitn(7, '\n');
+    /// From a claim's 7 values: kind, id, record, registry value, event, published ms, data.
+    fn parse(v: &[Value]) -> Option<Delivery> {
+        let s = |i: usize| v.get(i).and_then(Value::as_bytes).and_then(|b| std::str::from_utf8(b).ok());
+        let mut f = s(2)?.split('\n');
         let attempt = f.next()?.parse().ok()?;
-        let _hook = f.next()?;
-        let (topic, event_id, event) = (f.next()?.to_owned(), f.next()?.to_owned(), f.next()?.to_owned());
-        let published_at_ms = f.next()?.parse().unwrap_or(0);
-        let data = f.next()?.to_owned();
-        let (owner, hook) = parse_registry(registry)?;
-        Some(Delivery {
-            id: String::from_utf8_lossy(id).into_owned(),
-            attempt,
-            owner,
-            hook,
-            topic,
-            event_id,
-            event,
-            published_at_ms,
-            data,
-        })
+        let (_hook, _owner) = (f.next()?, f.next()?);
+        let (topic, event_id) = (f.next()?.to_owned(), f.next()?.to_owned());
+        let (owner, hook) = parse_registry(s(3)?.as_bytes())?;
+        let state = match s(0)? {
+            "lease" => State::Due { event: s(4)?.to_owned(), published_at_ms: s(5)?.parse().unwrap_or(0), data: s(6)?.to_owned() },
+            "gone" => State::Trimmed,
+            "capped" => State::Capped { event: s(4)?.to_owned() },
+            _ => return None,
+        };
+        Some(Delivery { id: s(1)?.to_owned(), attempt, owner, hook, topic, event_id, state })
+    }
+
+    /// Leased now (due or trimmed), as opposed to refused at the cap.
+    fn leased(&self) -> bool {
+        !matches!(self.state, State::Capped { .. })
     }
 
     /// `webhook-id`: the same for every attempt of an event (and for every
@@ -71,22 +86,24 @@ impl Delivery {
     }
 
     /// The signed body: `{"type","timestamp","data","topic","id"}`, the
-    /// payload shape Standard Webhooks recommends, plus where it came from.
-    pub fn body(&self) -> String {
+    /// payload shape Standard Webhooks recommends, plus where it came from;
+    /// `None` without the event (trimmed, or capped).
+    pub fn body(&self) -> Option<String> {
         use crate::notify::publish::quote;
-        format!(
+        let State::Due { event, published_at_ms, data } = &self.state else { return None };
+        Some(format!(
             "{{\"type\":{},\"timestamp\":{},\"data\":{},\"topic\":{},\"id\":{}}}",
-            quote(&self.event),
-            quote(&to_iso(self.published_at_ms)),
-            self.data,
+            quote(event),
+            quote(&to_iso(*published_at_ms)),
+            data,
             quote(&self.topic),
             quote(&self.event_id)
-        )
+        ))
     }
 
     /// The signed POST, at `now_s` (the `webhook-timestamp`).
     pub fn request(&self, now_s: u64) -> Result<Outgoing, String> {
-        let body = self.body();
+        let body = self.body().ok_or(TRIMMED)?;
         let msg_id = self.message_id();
         let signature = sign(&self.hook.secret, &msg_id, now_s, body.as_bytes())?;
         Ok(Outgoing {
@@ -133,31 +150,41 @@ pub trait Deliver {
 pub struct Report {
     pub delivered: usize,
     pub retrying: usize,
+    /// Dead-lettered: out of attempts, or their event was trimmed.
     pub dead: usize,
+    /// Not queued, at their owner's pending cap (dead-lettered too).
+    pub capped: usize,
 }
 
-async fn claim(link: &impl Link, now: u64, lease_ms: u64, topics: &[Topic]) -> Result<Vec<Delivery>, Error> {
-    let mut k = vec![Arg::from(keys::DUE), keys::PENDING.into(), keys::WEBHOOKS.into()];
-    let mut a = vec![Arg::from(now), lease_ms.into(), BATCH.into(), MAX_EVENTS_PER_PASS.into()];
+/// One claim: whether fan-out work is left, and the deliveries.
+async fn claim(link: &impl Link, cfg: &WebhookConfig, now: u64, lease_ms: u64, topics: &[Topic]) -> Result<(bool, Vec<Delivery>), Error> {
+    let mut k = vec![Arg::from(keys::DUE), keys::PENDING.into(), keys::WEBHOOKS.into(), keys::OWNER_PENDING.into()];
+    let mut a = vec![
+        Arg::from(now),
+        lease_ms.into(),
+        BATCH.into(),
+        MAX_EVENTS_PER_PASS.into(),
+        cfg.claim_budget.into(),
+        cfg.max_pending.into(),
+        keys::PREFIX.into(),
+    ];
     for t in topics {
         k.extend([Arg::from(keys::stream(t)), keys::topic_webhooks(t).into(), keys::webhook_cursor(t).into()]);
         a.push(t.as_str().into());
     }
     let reply = link.eval(&CLAIM, &k, &a).await?;
+    let values = reply.values();
+    let more = values.first().and_then(Value::as_int).unwrap_or(0) == 1;
     let mut out = Vec::new();
-    for c in reply.values().chunks(3) {
-        let parsed = match c {
-            [Value::Bytes(id), Value::Bytes(rec), Value::Bytes(reg)] => Delivery::parse(id, rec, reg),
-            _ => None,
-        };
-        match parsed {
+    for c in values.get(1..).unwrap_or_default().chunks(7) {
+        match Delivery::parse(c) {
             Some(d) => out.push(d),
             // Unreadable records stay leased and come back after the lease;
             // they are logged, never allowed to stop the batch.
             None => eprintln!("notify-worker: skipping an unreadable delivery record"),
         }
     }
-    Ok(out)
+    Ok((more, out))
 }
 
 fn dead_letter_json(d: &Delivery, outcome: &Outcome, now: u64) -> String {
@@ -166,18 +193,22 @@ fn dead_letter_json(d: &Delivery, outcome: &Outcome, now: u64) -> String {
         Outcome::Failed { status, error } => (status.map(|s| s.to_string()).unwrap_or_else(|| "null".into()), error.as_str()),
         Outcome::Delivered(s) => (s.to_string(), ""),
     };
+    // Attempts made: a trimmed event's lease made none, a capped delivery none at all.
+    let (event, attempts) = match &d.state {
+        State::Due { event, .. } => (quote(event), d.attempt),
+        State::Trimmed => ("null".into(), d.attempt.saturating_sub(1)),
+        State::Capped { event } => (quote(event), 0),
+    };
     format!(
-        "{{\"delivery\":{},\"webhook_id\":{},\"url\":{},\"topic\":{},\"event_id\":{},\"event\":{},\"attempts\":{},\"last_status\":{status},\"last_error\":{},\"failed_at\":{},\"payload\":{}}}",
+        "{{\"delivery\":{},\"webhook_id\":{},\"url\":{},\"topic\":{},\"event_id\":{},\"event\":{event},\"attempts\":{attempts},\"last_status\":{status},\"last_error\":{},\"failed_at\":{},\"payload\":{}}}",
         quote(&d.id),
         quote(&d.hook.id),
         quote(&d.hook.url),
         quote(&d.topic),
         quote(&d.event_id),
-        quote(&d.event),
-        d.attempt,
         quote(error),
         quote(&to_iso(now)),
-        d.body()
+        d.body().unwrap_or_else(|| "null".into())
     )
 }
 
@@ -189,31 +220,41 @@ async fn settle(
     results: &[(Delivery, Outcome)],
     report: &mut Report,
 ) -> Result<(), Error> {
+    if results.is_empty() {
+        return Ok(());
+    }
     let now = clock.now_ms();
-    let mut k = vec![Arg::from(keys::DUE), keys::PENDING.into()];
+    let mut k = vec![Arg::from(keys::DUE), keys::PENDING.into(), keys::OWNER_PENDING.into()];
     let mut dead_keys: Vec<String> = Vec::new();
     let mut a = vec![Arg::from(DEAD_LETTER_MAXLEN), DEAD_LETTER_TTL_MS.into()];
     for (d, outcome) in results {
-        let (what, due, index, json) = match outcome {
-            Outcome::Delivered(_) => {
+        let mut dead_letter = |what: &'static str| {
+            let key = keys::dead_letters(&d.owner);
+            let i = match dead_keys.iter().position(|k| *k == key) {
+                Some(i) => i,
+                None => {
+                    dead_keys.push(key);
+                    dead_keys.len() - 1
+                }
+            };
+            (what, 0, 4 + i, dead_letter_json(d, outcome, now))
+        };
+        let (what, due, index, json) = match (outcome, &d.state) {
+            (_, State::Capped { .. }) => {
+                report.capped += 1;
+                dead_letter("dropped")
+            }
+            (Outcome::Delivered(_), _) => {
                 report.delivered += 1;
                 ("ok", 0, 0, String::new())
             }
-            Outcome::Failed { .. } if d.attempt < cfg.max_attempts => {
+            (Outcome::Failed { .. }, State::Due { .. }) if d.attempt < cfg.max_attempts => {
                 report.retrying += 1;
                 ("retry", now + cfg.backoff(d.attempt, rng), 0, String::new())
             }
-            Outcome::Failed { .. } => {
+            (Outcome::Failed { .. }, _) => {
                 report.dead += 1;
-                let key = keys::dead_letters(&d.owner);
-                let i = match dead_keys.iter().position(|k| *k == key) {
-                    Some(i) => i,
-                    None => {
-                        dead_keys.push(key);
-                        dead_keys.len() - 1
-                    }
-                };
-                ("dead", 0, 3 + i, dead_letter_json(d, outcome, now))
+                dead_letter("dead")
             }
         };
         a.extend([Arg::from(d.id.as_str()), d.attempt.into(), what.into(), due.into(), index.into(), json.into()]);
@@ -224,7 +265,7 @@ async fn settle(
 }
 
 /// One worker invocation: claim, deliver concurrently, settle; again while
-/// full batches keep coming, within [`PASS_BUDGET_MS`].
+/// full batches keep coming or fan-out is left, within [`PASS_BUDGET_MS`].
 pub async fn run(
     link: &impl Link,
     clock: &impl Clock,
@@ -233,7 +274,7 @@ pub async fn run(
     cfg: &WebhookConfig,
     kick: &Kick,
 ) -> Result<Report, Error> {
-    let topics: Vec<Topic> = match kick {
+    let mut topics: Vec<Topic> = match kick {
         Kick::Topic(t) => vec![t.clone()],
         Kick::Tick => {
             let reply = link.exec(&Cmd::new("SMEMBERS").arg(keys::WEBHOOK_TOPICS)).await?;
@@ -251,24 +292,33 @@ pub async fn run(
     let mut report = Report::default();
     loop {
         let now = clock.now_ms();
-        let batch = claim(link, now, lease, &topics).await?;
-        if batch.is_empty() {
+        // Each claim starts its budget at another topic, so none waits behind a busy one.
+        if topics.len() > 1 {
+            let n = (rng.u64() % topics.len() as u64) as usize;
+            topics.rotate_left(n);
+        }
+        let (more, batch) = claim(link, cfg, now, lease, &topics).await?;
+        if batch.is_empty() && !more {
             break;
         }
-        let full = batch.len() >= BATCH;
+        let full = batch.iter().filter(|d| d.leased()).count() >= BATCH;
         let mut sendable = Vec::new();
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
         for d in &batch {
-            let allowed = parse_url(&d.hook.url).map(|u| cfg.allow.allows(&u)).unwrap_or(false);
-            match (allowed, d.request(now / 1000)) {
-                (false, _) => outcomes.push(Some(Outcome::Failed {
-                    status: None,
-                    error: "the url is no longer in the allowed webhook origins".into(),
-                })),
-                (true, Err(e)) => outcomes.push(Some(Outcome::Failed { status: None, error: e })),
-                (true, Ok(req)) => {
-                    sendable.push(req);
-                    outcomes.push(None);
+            let failed = |error: &str| Some(Outcome::Failed { status: None, error: error.into() });
+            match &d.state {
+                State::Trimmed => outcomes.push(failed(TRIMMED)),
+                State::Capped { .. } => outcomes.push(failed(CAPPED)),
+                State::Due { .. } => {
+                    let allowed = parse_url(&d.hook.url).map(|u| cfg.allow.allows(&u)).unwrap_or(false);
+                    match (allowed, d.request(now / 1000)) {
+                        (false, _) => outcomes.push(failed("the url is not in the allowed webhook origins (notify_webhook_allow)")),
+                        (true, Err(e)) => outcomes.push(failed(&e)),
+                        (true, Ok(req)) => {
+                            sendable.push(req);
+                            outcomes.push(None);
+                        }
+                    }
                 }
             }
         }
@@ -282,7 +332,7 @@ pub async fn run(
             })
             .collect();
         settle(link, clock, rng, cfg, &results, &mut report).await?;
-        if !full || clock.now_ms().saturating_sub(started) > PASS_BUDGET_MS {
+        if !(full || more) || clock.now_ms().saturating_sub(started) > PASS_BUDGET_MS {
             break;
         }
     }
@@ -304,11 +354,14 @@ mod tests {
             created_at: 1,
         };
         let reg = registry_value("user:1", &hook);
-        let d = Delivery::parse(b"wh_1/5-0", b"2\nwh_1\nt\n5-0\nping\n1767225600000\n{\"b\":1,\"a\":\"x\\ny\"}", reg.as_bytes())
-            .unwrap();
-        assert_eq!((d.attempt, d.owner.as_str(), d.event.as_str()), (2, "user:1", "ping"));
+        let b = |s: &str| Value::Bytes(s.as_bytes().to_vec());
+        let claimed = |kind: &str, rec: &str, e: &str, t: &str, data: &str| {
+            Delivery::parse(&[b(kind), b("wh_1/5-0"), b(rec), b(&reg), b(e), b(t), b(data)])
+        };
+        let d = claimed("lease", "2\nwh_1\nuser:1\nt\n5-0", "ping", "1767225600000", "{\"b\":1,\"a\":\"x\\ny\"}").unwrap();
+        assert_eq!((d.attempt, d.owner.as_str(), d.event_id.as_str()), (2, "user:1", "5-0"));
         assert_eq!(
-            d.body(),
+            d.body().unwrap(),
             r#"{"type":"ping","timestamp":"2026-01-01T00:00:00.000Z","data":{"b":1,"a":"x\ny"},"topic":"t","id":"5-0"}"#
         );
         let r = d.request(1767225601).unwrap();
@@ -316,16 +369,25 @@ mod tests {
         assert_eq!(h("webhook-id"), d.message_id());
         assert_eq!(h("webhook-timestamp"), "1767225601");
         assert_eq!(h("webhook-signature"), sign(&hook.secret, &d.message_id(), 1767225601, &r.body).unwrap());
-        let dead: serde_json::Value = serde_json::from_str(&dead_letter_json(
-            &d,
-            &Outcome::Failed { status: Some(500), error: "HTTP 500".into() },
-            1767225600000,
-        ))
-        .unwrap();
+        let failed = |error: &str, status| Outcome::Failed { status, error: error.into() };
+        let json = |d: &Delivery, o: &Outcome| -> serde_json::Value { serde_json::from_str(&dead_letter_json(d, o, 1767225600000)).unwrap() };
+        let dead = json(&d, &failed("HTTP 500", Some(500)));
         assert_eq!(dead["attempts"], 2);
         assert_eq!(dead["last_status"], 500);
         assert_eq!(dead["payload"]["data"]["a"], "x\ny");
         assert!(dead.get("secret").is_none() && !dead.to_string().contains("whsec_"));
+
+        // Without the event: trimmed (its lease made no attempt), or capped (never queued).
+        let gone = claimed("gone", "3\nwh_1\nuser:1\nt\n5-0", "", "", "").unwrap();
+        assert!(gone.body().is_none() && gone.request(1).is_err());
+        let dead = json(&gone, &failed(TRIMMED, None));
+        assert_eq!((dead["attempts"].clone(), dead["event"].clone(), dead["payload"].clone()), (2.into(), serde_json::Value::Null, serde_json::Value::Null));
+        assert_eq!(dead["last_error"], TRIMMED);
+        let capped = claimed("capped", "0\nwh_1\nuser:1\nt\n5-0", "ping", "", "").unwrap();
+        let dead = json(&capped, &failed(CAPPED, None));
+        assert_eq!((dead["attempts"].clone(), dead["event"].clone(), dead["payload"].clone()), (0.into(), "ping".into(), serde_json::Value::Null));
+        assert!(claimed("other", "0\nwh_1\nuser:1\nt\n5-0", "", "", "").is_none());
+        assert!(claimed("lease", "2\nwh_1\nt\n5-0", "ping", "1", "1").is_none(), "a record without its owner");
     }
 
     #[test]
