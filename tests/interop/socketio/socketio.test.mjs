@@ -1,9 +1,11 @@
 // Spindle's notify publish with `socketio_room` reaches Socket.IO 4 servers
 // that use @socket.io/redis-adapter, and its packet is byte for byte what
-// @socket.io/redis-emitter (notepack.io) publishes for the same emit.
+// @socket.io/redis-emitter (notepack.io) publishes for the same emit; a
+// user's emit reaches only the rooms the allow-list names.
 //
-// run.sh provides: SPINDLE_URL (the runner, real spin.toml), REDIS_URL (the
-// Redis both share) and SPINDLE_API_KEY (accepted by notify).
+// run.sh provides: SPINDLE_URL (the app host, real spin.toml, users allowed
+// the rooms team:*), REDIS_URL (the Redis both share) and SPINDLE_API_KEY
+// (accepted by notify).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -59,16 +61,33 @@ function next(socket, event, ms = 5000) {
   });
 }
 
-/** POSTs raw JSON text to Spindle, so the data's member order is exactly this text's. */
-async function publish(text) {
+/** POSTs raw JSON text to /notify/publish as `auth` (headers), so the data's
+ * member order is exactly this text's; returns status, content type and body. */
+async function publishAs(auth, text) {
   const r = await fetch(`${SPINDLE_URL}/notify/publish`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": SPINDLE_API_KEY },
+    headers: { "content-type": "application/json", ...auth },
     body: text,
   });
-  const body = await r.json();
-  assert.equal(r.status, 201, JSON.stringify(body));
-  return body;
+  return { status: r.status, type: r.headers.get("content-type"), body: await r.json() };
+}
+
+/** Publishes with the API key, which may emit to every room; expects 201. */
+async function publish(text) {
+  const r = await publishAs({ "x-api-key": SPINDLE_API_KEY }, text);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body;
+}
+
+/** A freshly registered user's session cookie. */
+async function userCookie() {
+  const creds = JSON.stringify({ username: "u" + Math.random().toString(36).slice(2, 12), password: "interop password" });
+  const post = (path) => fetch(SPINDLE_URL + path, { method: "POST", headers: { "content-type": "application/json" }, body: creds });
+  const reg = await post("/auth/register");
+  assert.equal(reg.status, 201, await reg.text());
+  const login = await post("/auth/login");
+  assert.equal(login.status, 200, await login.text());
+  return login.headers.getSetCookie().find((c) => c.startsWith("connect.sid=")).split(";")[0];
 }
 
 let ports;
@@ -148,4 +167,44 @@ test("Spindle's packet equals @socket.io/redis-emitter's, byte for byte", async 
     vector[0][1].toString("hex"),
     "93a7656d697474657283a47479706502a46461746192a568656c6c6fa5776f726c64a36e7370a12f83a5726f6f6d7391a5726f6f6d31a5666c61677380a665786365707490",
   );
+});
+
+test("a user may emit only to the rooms on notify_socketio_rooms; an API key to any", async () => {
+  // run.sh: notify_socketio_rooms=team:*, notify_socketio_rooms_keys at its default (*).
+  const [admin1, admin2, team] = await Promise.all([client(ports[0], "admins"), client(ports[1], "admins"), client(ports[0], "team:blue")]);
+  // Every packet on the admins room's adapter channel, whoever sends it.
+  const sub = createClient({ url: REDIS_URL });
+  await sub.connect();
+  closers.push(async () => sub.quit());
+  const packets = [];
+  await sub.subscribe("socket.io#/#admins#", (msg) => packets.push(Buffer.from(msg)), true);
+  const user = { cookie: await userCookie() };
+  const got1 = next(admin1, "promote");
+  const got2 = next(admin2, "promote");
+
+  const refused = await publishAs(user, JSON.stringify({ topic: "chat", event: "promote", data: { from: "user" }, socketio_room: "admins" }));
+  assert.equal(refused.status, 403, JSON.stringify(refused.body));
+  assert.equal(refused.type, "application/problem+json");
+  assert.match(refused.body.detail, /admins/);
+
+  // A room on the users' list: delivered.
+  const teamGot = next(team, "standup");
+  const allowed = await publishAs(user, JSON.stringify({ topic: "chat", event: "standup", data: { from: "user" }, socketio_room: "team:blue" }));
+  assert.equal(allowed.status, 201, JSON.stringify(allowed.body));
+  assert.deepEqual(await teamGot, [{ from: "user" }]);
+
+  // The API key's emit to admins arrives, and is the first thing the admins
+  // see: the refused one never reached the room.
+  await publish(JSON.stringify({ topic: "chat", event: "promote", data: { from: "key" }, socketio_room: "admins" }));
+  assert.deepEqual(await got1, [{ from: "key" }], "server 1");
+  assert.deepEqual(await got2, [{ from: "key" }], "server 2");
+  const deadline = Date.now() + 2000;
+  while (packets.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(packets.length, 1, "one packet on the admins channel: the API key's");
+  assert.deepEqual(notepack.decode(packets[0])[1].data, ["promote", { from: "key" }]);
+
+  // And the refused publish is not in the topic's stream either.
+  const poll = await fetch(`${SPINDLE_URL}/notify/poll?topic=chat&after=0&wait_ms=0`, { headers: { "x-api-key": SPINDLE_API_KEY } }).then((r) => r.json());
+  assert.deepEqual(poll.events.filter((e) => e.event === "promote").map((e) => e.data), [{ from: "key" }]);
 });
