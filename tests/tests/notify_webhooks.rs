@@ -460,6 +460,19 @@ async fn dead_letters(rt: &Runner, auth: impl Fn(reqwest::RequestBuilder) -> req
     r.body["dead_letters"].as_array().unwrap().clone()
 }
 
+/// Ticks every 250 ms until the caller has a dead letter, for at most 20 s;
+/// what the caller has then (empty if none came).
+async fn first_dead_letters(b: &Backend, rt: &Runner, auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut letters = Vec::new();
+    while letters.is_empty() && Instant::now() < deadline {
+        tick(b).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        letters = dead_letters(rt, &auth).await;
+    }
+    letters
+}
+
 /// Ticks every 250 ms until `done` holds, for at most `within`.
 async fn ticking_until<F: std::future::Future<Output = bool>>(b: &Backend, within: Duration, what: &str, mut done: impl FnMut() -> F) {
     let deadline = Instant::now() + within;
@@ -510,16 +523,7 @@ both_transports!(registration_is_off_until_the_operator_sets_an_allow_list, |b: 
     assert_eq!(hook.status, 201, "{hook:?}");
     let _worker = worker(&b, &vars(&[("notify_webhook_allow", String::new()), ("notify_webhook_max_attempts", "1".into())]));
     publish(&rt, "orders", json!(1)).await;
-    let letters = {
-        let mut letters = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while letters.is_empty() && Instant::now() < deadline {
-            tick(&b).await;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            letters = dead_letters(&rt, key).await;
-        }
-        letters
-    };
+    let letters = first_dead_letters(&b, &rt, key).await;
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(letters[0]["last_error"].as_str().unwrap().contains("not in the allowed webhook origins"), "{letters:?}");
     assert!(rx.hits("/ok").is_empty(), "nothing was sent");
@@ -548,13 +552,7 @@ both_transports!(a_pending_delivery_is_a_reference_and_a_trimmed_event_is_dead_l
 
     // The stream loses the event (MAXLEN or retention) before the retry.
     let _: u64 = redis::cmd("XDEL").arg("spindle:notify:{jobs}:events").arg(&event).query_async(&mut b.redis.conn().await).await.unwrap();
-    let mut letters = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while letters.is_empty() && Instant::now() < deadline {
-        tick(&b).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        letters = dead_letters(&rt, cookie).await;
-    }
+    let letters = first_dead_letters(&b, &rt, cookie).await;
     assert_eq!(letters.len(), 1, "{letters:?}");
     let d = &letters[0];
     assert_eq!(d["last_error"], TRIMMED, "{d}");
