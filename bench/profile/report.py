@@ -29,7 +29,7 @@ for k in keys:
     print(f"| {k[0]} | {k[1]} | {k[2]} | {c.get('cpu_ms', '–')} | {c.get('cs', '–')} | {ratio} | {n(g.get('ir'))} | {n(g.get('guest'))} "
           f"| {n(g.get('host_ir'))} | {n(g.get('reset'))} | {n(g.get('imports'))} | {n(g.get('variables'))} "
           f"| {g.get('redis_cmds', '–')} | {g.get('redis_conns', '–')} |")
-named = [g for g in cg.values() if any(not f.startswith(("(guest)", "wasm[")) or "::" in f[7:] for f, _ in g["top_guest"])]
+named = [g for g in cg.values() if any(len(f.split("::")) > 2 for f, _ in g["top_guest"])]
 if named:
     print("\n## The guest's top functions (self Ir per request)\n")
     for g in named:
