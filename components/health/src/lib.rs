@@ -26,19 +26,32 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     serve(ROUTES, req, out).await
 }
 
-/// A strong ETag of the document: FNV-1a 64 of its bytes.
-fn openapi_etag() -> String {
+/// A strong ETag of the document: FNV-1a 64 of its bytes, computed at
+/// compile time (hashing 88 KB cost ~0.9M instructions per request).
+const OPENAPI_ETAG: &str = match std::str::from_utf8(&etag(OPENAPI.as_bytes())) {
+    Ok(s) => s,
+    Err(_) => panic!("the ETag is ASCII"),
+};
+
+const fn etag(doc: &[u8]) -> [u8; 18] {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in OPENAPI.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    let mut i = 0;
+    while i < doc.len() {
+        h = (h ^ doc[i] as u64).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
     }
-    format!("\"{h:016x}\"")
+    let mut out = [b'"'; 18];
+    let mut d = 0;
+    while d < 16 {
+        out[1 + d] = b"0123456789abcdef"[(h >> (60 - 4 * d)) as usize & 15];
+        d += 1;
+    }
+    out
 }
 
 async fn openapi(cx: Cx) -> Result<Response, Problem> {
-    let etag = openapi_etag();
     let matches = cx.req.header("if-none-match").is_some_and(|h| {
-        h.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == etag)
+        h.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == OPENAPI_ETAG)
     });
     let resp = if matches {
         Response::empty(304)
@@ -49,7 +62,7 @@ async fn openapi(cx: Cx) -> Result<Response, Problem> {
             body: OPENAPI.as_bytes().to_vec(),
         }
     };
-    Ok(resp.with_header("etag", etag).with_header("cache-control", "no-cache"))
+    Ok(resp.with_header("etag", OPENAPI_ETAG).with_header("cache-control", "no-cache"))
 }
 
 async fn health(cx: Cx) -> Result<Response, Problem> {
@@ -68,5 +81,17 @@ async fn health(cx: Cx) -> Result<Response, Problem> {
             eprintln!("healthz: {e}");
             Err(Problem::redis_unavailable())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_etag_is_fnv1a_64_of_the_document() {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in super::OPENAPI.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        assert_eq!(super::OPENAPI_ETAG, format!("\"{h:016x}\""));
     }
 }

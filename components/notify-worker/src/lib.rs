@@ -17,7 +17,7 @@ use spindle::spin::{SpinLink, SpinVars};
 
 #[redis_component]
 async fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
-    let vars = SpinVars;
+    let vars = SpinVars::default();
     let cfg = WebhookConfig::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let redis = RedisConfig::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let link = SpinLink::new(&redis);

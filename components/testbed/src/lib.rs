@@ -193,7 +193,7 @@ async fn eval(req: &Request) -> Response {
         Ok(c) => c,
         Err(e) => return json(400, serde_json::json!({ "error": e.to_string() })),
     };
-    let cfg = match spindle::config::RedisConfig::from_vars(&spindle::spin::SpinVars) {
+    let cfg = match spindle::config::RedisConfig::from_vars(&spindle::spin::SpinVars::default()) {
         Ok(c) => c,
         Err(e) => return json(500, serde_json::json!({ "error": e.to_string() })),
     };

@@ -67,12 +67,18 @@ const MB: usize = 1 << 20;
 /// its default place (`~/.cache/wasmtime`, settings from
 /// `~/.config/wasmtime/config.toml` if that exists).
 fn engine() -> Result<Engine> {
+    // As Spin: SPIN_MAX_INSTANCE_COUNT (default 1000) sizes the pool. Under
+    // valgrind (bench/profile/run.sh) a small one fits its address space.
+    let max: u32 = match std::env::var("SPIN_MAX_INSTANCE_COUNT") {
+        Ok(v) => v.parse().with_context(|| format!("SPIN_MAX_INSTANCE_COUNT={v}: expected a number"))?,
+        Err(_) => 1000,
+    };
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(1000)
-        .total_memories(1000)
-        .total_tables(2000)
-        .total_stacks(1000)
-        .total_core_instances(4000)
+    pool.total_component_instances(max)
+        .total_memories(max)
+        .total_tables(2 * max)
+        .total_stacks(max)
+        .total_core_instances(4 * max)
         .table_elements(100_000)
         .max_component_instance_size(10 * MB)
         .max_core_instance_size(10 * MB)
@@ -86,6 +92,15 @@ fn engine() -> Result<Engine> {
         .table_keep_resident(MB / 2);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // SPINDLE_PROFILE=perfmap: /tmp/perf-<pid>.map names the compiled guest
+    // functions, for `perf report` (bench/profile/run.sh). Spin has no such knob.
+    match std::env::var("SPINDLE_PROFILE").as_deref() {
+        Ok("perfmap") => {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Ok("") | Err(_) => {}
+        Ok(other) => bail!("SPINDLE_PROFILE={other}: expected perfmap"),
+    }
     match wasmtime::Cache::from_file(None) {
         Ok(cache) => {
             config.cache(Some(cache));

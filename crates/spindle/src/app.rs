@@ -110,6 +110,9 @@ impl<E: Env> Ctx<E> {
 
     /// The CSRF guard for a state-changing request (403).
     pub fn same_origin(&self) -> Result<(), Problem> {
+        if !SameOrigin::applies(&self.req) {
+            return Ok(());
+        }
         SameOrigin::from_vars(self.env.vars())?.check(&self.req)
     }
 
@@ -121,9 +124,20 @@ impl<E: Env> Ctx<E> {
         Ok(self.session_cfg.get_or_init(|| cfg))
     }
 
+    /// Whether the request carries the session cookie, reading only what
+    /// that takes (the cookie's name, and the secrets checked): a request
+    /// without one reads no other session or Redis variable.
+    fn has_session_cookie(&self) -> Result<bool, Problem> {
+        let name = SessionConfig::cookie_name_from_vars(self.env.vars()).map_err(session_failed)?;
+        Ok(session::sends_cookie(&name, &self.req))
+    }
+
     /// The request's session: 401 without a valid one, 503 when Redis
     /// cannot say (sessions fail closed).
     pub async fn session(&self) -> Result<SessionUser, Problem> {
+        if !self.has_session_cookie()? {
+            return Err(session_failed(SessionError::Missing));
+        }
         let cfg = self.session_config()?;
         session::authenticate(self.link()?, self.env.clock(), cfg, &self.req).await.map_err(session_failed)
     }
@@ -138,10 +152,10 @@ impl<E: Env> Ctx<E> {
 
     /// `Ok(None)`: no cookie, or one that is not a valid session.
     async fn session_lookup(&self) -> Result<Option<SessionUser>, Problem> {
-        let Ok(cfg) = self.session_config() else { return Ok(None) };
-        if !session::has_cookie(cfg, &self.req) {
+        if !matches!(self.has_session_cookie(), Ok(true)) {
             return Ok(None);
         }
+        let Ok(cfg) = self.session_config() else { return Ok(None) };
         match session::authenticate(self.link()?, self.env.clock(), cfg, &self.req).await {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.is_unauthorized() => Ok(None),

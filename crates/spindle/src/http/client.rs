@@ -195,14 +195,20 @@ impl SameOrigin {
         Ok(SameOrigin { proxies: TrustedProxies::from_vars(vars)?, allowed })
     }
 
+    /// Whether the guard has anything to check: a state-changing method
+    /// that says where it came from (`Origin`, else `Referer`). When not,
+    /// [`Self::check`] passes, and its variables need not be read.
+    pub fn applies(req: &Request) -> bool {
+        !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") && (req.header("origin").is_some() || req.header("referer").is_some())
+    }
+
     pub fn check(&self, req: &Request) -> Result<(), Problem> {
-        if matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        if !Self::applies(req) {
             return Ok(());
         }
         let claimed = match (req.header("origin"), req.header("referer")) {
             (Some(o), _) => o.trim(),
-            (None, Some(r)) => r.trim(),
-            (None, None) => return Ok(()),
+            (_, r) => r.unwrap_or_default().trim(),
         };
         // "Origin: null" (sandboxed frames, file://) and garbage fail here.
         let refuse = |why: String| Err(Problem::forbidden(format!("cross-site request refused: {why}")));
@@ -294,6 +300,8 @@ mod tests {
         let g = guard("", "");
         assert!(g.check(&with(&[("origin", "http://127.0.0.1:3000")])).is_ok());
         assert!(g.check(&with(&[])).is_ok(), "no browser, no CSRF");
+        assert!(!SameOrigin::applies(&with(&[])) && !SameOrigin::applies(&req("GET", &[("origin", "https://evil.example")])));
+        assert!(SameOrigin::applies(&with(&[("referer", "http://x/")])));
         assert_eq!(g.check(&with(&[("origin", "https://evil.example")])).unwrap_err().status, 403);
         assert!(g.check(&with(&[("origin", "null")])).is_err());
         assert!(g.check(&with(&[("referer", "http://127.0.0.1:3000/page?q=1")])).is_ok());

@@ -131,14 +131,8 @@ impl SessionConfig {
     /// variables take their defaults; `session_secrets` has none.
     pub fn from_vars(vars: &impl Vars) -> Result<Self, SessionError> {
         let c = Config::new(vars);
-        let secrets: Vec<String> =
-            vars.get("session_secrets").map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default();
-        let secrets = if secrets.len() == 1 && secrets[0].is_empty() { Vec::new() } else { secrets };
-        let mut cfg = SessionConfig::new(secrets)?;
-        cfg.cookie_name = c.parse("cookie_name", cfg.cookie_name, |name| {
-            let token = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            token.then(|| name.to_owned()).ok_or_else(|| "must be an RFC 6265 token".to_owned())
-        })?;
+        let mut cfg = SessionConfig::new(secrets_from_vars(vars))?;
+        cfg.cookie_name = cookie_name_from_vars(vars)?;
         cfg.secure = c.choice(
             "cookie_secure",
             SecurePolicy::Auto,
@@ -164,6 +158,15 @@ impl SessionConfig {
         Ok(cfg)
     }
 
+    /// The session cookie's name, once `session_secrets` is checked: all a
+    /// request without that cookie needs (two variables, not the ten of
+    /// [`Self::from_vars`]). An app without valid secrets is misconfigured
+    /// whether or not this request has a cookie.
+    pub fn cookie_name_from_vars(vars: &impl Vars) -> Result<String, SessionError> {
+        SessionConfig::new(secrets_from_vars(vars))?;
+        Ok(cookie_name_from_vars(vars)?)
+    }
+
     /// The secrets, the signing one first.
     pub fn secrets(&self) -> &[String] {
         &self.secrets
@@ -173,6 +176,23 @@ impl SessionConfig {
     pub fn signing_secret(&self) -> &str {
         &self.secrets[0]
     }
+}
+
+/// `session_secrets`, comma-separated; none when unset or empty.
+fn secrets_from_vars(vars: &impl Vars) -> Vec<String> {
+    let secrets: Vec<String> = vars.get("session_secrets").map(|v| v.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default();
+    if secrets.len() == 1 && secrets[0].is_empty() {
+        Vec::new()
+    } else {
+        secrets
+    }
+}
+
+fn cookie_name_from_vars(vars: &impl Vars) -> Result<String, ConfigError> {
+    Config::new(vars).parse("cookie_name", DEFAULT_COOKIE_NAME.to_owned(), |name| {
+        let token = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        token.then(|| name.to_owned()).ok_or_else(|| "must be an RFC 6265 token".to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -204,6 +224,16 @@ mod tests {
             assert!(matches!(e, SessionError::Misconfigured(_)), "{bad:?}");
         }
         assert!(SessionConfig::from_vars(&vars(&[])).is_err(), "no default secret");
+    }
+
+    #[test]
+    fn the_cookie_name_alone_still_checks_the_secrets() {
+        let name = |pairs: &[(&str, &str)]| SessionConfig::cookie_name_from_vars(&vars(pairs));
+        assert_eq!(name(&[("session_secrets", S)]).unwrap(), "connect.sid");
+        assert_eq!(name(&[("session_secrets", S), ("cookie_name", "sid")]).unwrap(), "sid");
+        assert!(matches!(name(&[("session_secrets", S), ("cookie_name", "a b")]), Err(SessionError::Misconfigured(_))));
+        assert!(matches!(name(&[("session_secrets", "short")]), Err(SessionError::Misconfigured(_))));
+        assert!(matches!(name(&[]), Err(SessionError::Misconfigured(_))));
     }
 
     #[test]

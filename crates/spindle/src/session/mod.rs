@@ -201,7 +201,12 @@ impl SessionUser {
 /// Whether the request carries a session cookie at all, valid or not: other
 /// components skip the session lookup (and its round trip) without one.
 pub fn has_cookie(cfg: &SessionConfig, req: &Request) -> bool {
-    !matches!(cookie::find(req.header_all("cookie"), &cfg.cookie_name), Ok(None))
+    sends_cookie(&cfg.cookie_name, req)
+}
+
+/// [`has_cookie`] by the cookie's name alone ([`SessionConfig::cookie_name_from_vars`]).
+pub fn sends_cookie(cookie_name: &str, req: &Request) -> bool {
+    !matches!(cookie::find(req.header_all("cookie"), cookie_name), Ok(None))
 }
 
 /// The verified sid of the request's cookie and whether it must be
