@@ -652,6 +652,11 @@ both_transports!(a_record_written_before_references_is_still_delivered, |b: Back
     let hook_id = hook.body["id"].as_str().unwrap().to_owned();
     let event = publish(&rt, "legacy", json!({ "from": "the stream" })).await;
     assert_eq!(rx.wait_for("/ok", 1, Duration::from_secs(10)).await.len(), 1);
+    // The receiver has the delivery before the worker settles it, and the
+    // settle removes this id's record: wait for it, or it would remove the
+    // record written next (a race of this test, seen on a loaded machine).
+    let bb = &b;
+    ticking_until(&b, Duration::from_secs(10), "the first delivery's settle", move || async move { delivery_keys(bb).await == (0, 0) }).await;
     // A record as the previous version wrote it (with the event in it), due now.
     let mut c = b.redis.conn().await;
     let old = format!("2\n{hook_id}\nlegacy\n{event}\nhappened\n1767225600000\n{{\"from\":\"the record\"}}");
