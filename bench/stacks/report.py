@@ -27,6 +27,21 @@ def rps(c):
     return n(c["rps"]) if c["requests"] else "**0** (no request completed)"
 
 
+def one_get(host, tr, mode):
+    """The floor's one GET over the transport Spindle uses: REST, or for TCP
+    RESP over wasi:sockets (`/get-socket`; runs before it had only `/get`,
+    Spin's outbound Redis, under "tcp")."""
+    if tr == "rest":
+        return cell("floor", host, "rest", "/get-rest", mode)
+    return cell("floor", host, "tcp", "/get-socket", mode) or cell("floor", host, "tcp", "/get", mode)
+
+
+def expects_error(route):
+    """The no-Redis answers are named "<status> <method> <path>"; a 4xx one
+    is the answer expected, not an error."""
+    return route[:1] == "4"
+
+
 def ratio(a, b):
     return f"{a / b:.2f}×" if a and b else "–"
 
@@ -63,10 +78,15 @@ w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for label, stack, host, tr, route in rows:
     h = cell(stack, host, tr, route, "host")
     k = cell(stack, host, tr, route, "core") or {}
-    errs = h["non2xx"] + h["socket_errors"] + k.get("non2xx", 0) + k.get("socket_errors", 0)
+    errs = h["socket_errors"] + k.get("socket_errors", 0)
+    if not expects_error(route):
+        errs += h["non2xx"] + k.get("non2xx", 0)
     hostname = {"node": "node", "spin": "Spin 4.0.2", "runner": "runner",
                 "runner-before": "runner (`RUNNER_BEFORE`)"}[host]
-    via = {"tcp": "TCP", "rest": "REST", "-": "–"}[tr] if stack != "node" else "TCP"
+    via = {"tcp": "TCP", "rest": "REST", "kv": "key-value", "redis": "Spin outbound Redis",
+           "-": "–"}[tr] if stack != "node" else "TCP"
+    if route[:1].isdigit():
+        via = "– (no Redis)"
     w(f"| {label} | {hostname} | {via} | `{route}` | {rps(h)} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} "
       f"| {rps(k or None)} | {k.get('p50_ms', 0):.2f} | {k.get('p99_ms', 0):.2f} "
       f"| {h['redis_cmds_per_req']:.2f} | {h['connections_per_req']:.2f} "
@@ -95,8 +115,10 @@ for r in routes:
 w("")
 w("## Spindle ÷ the floor (req/s, per core, same host)")
 w("")
+tcp_floor = "`/get-socket`: RESP over wasi:sockets, as Spindle's TCP" if cell("floor", "spin", "tcp", "/get-socket", "core") \
+    else "`/get`: Spin outbound Redis"
 w("Against `/ok` (200, no Redis) and against the floor's single GET over the same transport "
-  "(`/get`: Spin outbound Redis, `/get-rest`: REST through the gateway).")
+  f"({tcp_floor}; `/get-rest`: REST through the gateway).")
 w("")
 w("| route | " + " | ".join(f"{names[c]} ÷ ok" for c in configs) + " | "
   + " | ".join(f"{names[c]} ÷ one GET" for c in configs) + " |")
@@ -106,10 +128,55 @@ for r in routes:
     for h, t in configs:
         s = cell("spindle", h, t, r, "core")
         ok = cell("floor", h, "-", "/ok", "core")
-        g = cell("floor", h, t, "/get" if t == "tcp" else "/get-rest", "core")
+        g = one_get(h, t, "core")
         a.append(ratio(s and s["rps"], ok and ok["rps"]))
         b.append(ratio(s and s["rps"], g and g["rps"]))
     w(f"| `{r}` | " + " | ".join(a + b) + " |")
+
+answers = []
+for c in cells:
+    if c["stack"] == "spindle" and c["route"][:1].isdigit() and c["route"] not in answers:
+        answers.append(c["route"])
+if answers:
+    w("")
+    w("## The answers that need no Redis ÷ the floor (per core)")
+    w("")
+    w("Each request answered by Spindle without a Redis call (the Redis cmds/req column above shows 0), "
+      "against the floor's `/ok` on the same host. Status, method and path as sent.")
+    w("")
+    w("| answer | Spin req/s | Spin ÷ ok | Spin CPU-s/1k | runner req/s | runner ÷ ok | runner CPU-s/1k |")
+    w("|---|---|---|---|---|---|---|")
+    for r in answers:
+        v = []
+        for h in ("spin", "runner"):
+            s_ = cell("spindle", h, "tcp", r, "core")
+            ok = cell("floor", h, "-", "/ok", "core")
+            v += [rps(s_), ratio(s_ and s_["rps"], ok and ok["rps"]), f"{s_['cpu_s_per_1k']:.3f}" if s_ else "–"]
+        w(f"| `{r}` | " + " | ".join(v) + " |")
+
+kv = cell("floor", "spin", "kv", "/kv", "core")
+if kv:
+    w("")
+    w("## One read on Spin, per transport (per core)")
+    w("")
+    w("The same read (`floor:key`, a connect-redis session's size) four ways on Spin 4.0.2: Spin's outbound Redis "
+      "and RESP over wasi:sockets (each a new connection per request), REST through the gateway (Spin's pooled outbound HTTP), and Spin's "
+      "key-value API on its Redis provider (one connection per app, a `PING` with each `Store::open`). "
+      "Beside them, Spindle's session check (`/auth/me`, one `GET sess:<sid>`).")
+    w("")
+    w("| what | req/s per core | ÷ ok | p99 ms | Redis cmds/req | conns/req | CPU-s/1k |")
+    w("|---|---|---|---|---|---|---|")
+    ok = cell("floor", "spin", "-", "/ok", "core")
+    get_tr = "redis" if cell("floor", "spin", "redis", "/get", "core") else "tcp"
+    for what, c, h in [("floor `/get`, Spin outbound Redis", cell("floor", "spin", get_tr, "/get", "core"), cell("floor", "spin", get_tr, "/get", "host")),
+                       ("floor `/get-socket`, RESP over wasi:sockets", cell("floor", "spin", "tcp", "/get-socket", "core"), cell("floor", "spin", "tcp", "/get-socket", "host")),
+                       ("floor `/get-rest`, REST", cell("floor", "spin", "rest", "/get-rest", "core"), cell("floor", "spin", "rest", "/get-rest", "host")),
+                       ("floor-kv `/kv`, key-value", kv, cell("floor", "spin", "kv", "/kv", "host")),
+                       ("Spindle `/auth/me`, TCP", cell("spindle", "spin", "tcp", "/auth/me", "core"), cell("spindle", "spin", "tcp", "/auth/me", "host")),
+                       ("Spindle `/auth/me`, REST", cell("spindle", "spin", "rest", "/auth/me", "core"), cell("spindle", "spin", "rest", "/auth/me", "host"))]:
+        if c and h:
+            w(f"| {what} | {rps(c)} | {ratio(c['rps'], ok and ok['rps'])} | {c['p99_ms']:.2f} "
+              f"| {h['redis_cmds_per_req']:.2f} | {h['connections_per_req']:.2f} | {c['cpu_s_per_1k']:.3f} |")
 
 if any(c["host"] == "runner-before" for c in cells):
     w("")

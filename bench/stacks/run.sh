@@ -4,9 +4,12 @@
 # something even when the machine is busy:
 #
 #   1. the Node baseline (bench/node/cluster.mjs, 2 workers)
-#   2. Spindle (spin.toml) on real Spin 4.0.2, over TCP and over REST (gateway)
-#   3. Spindle on spindle-runner, over TCP and over REST
-#   4. the floor (bench/floor: /ok, /get, /get-rest) on Spin and on the runner
+#   2. Spindle (spin.toml) on real Spin 4.0.2, over TCP and over REST (gateway):
+#      the four app routes, and (over TCP) the six answers that need no Redis
+#   3. Spindle on spindle-runner, the same
+#   4. the floor (bench/floor: /ok, /get-socket, /get, /get-rest) on Spin and on the runner,
+#      and the key-value floor (bench/floor-kv: /kv, Spin's key-value API on
+#      its Redis provider) on Spin
 #   5. the proxy's own ceiling (nginx → a static upstream) beside 4 Spindle
 #      hosts on Spin behind the same nginx
 #   6. with RUNNER_BEFORE=<a spindle-runner binary>: Spindle on that runner
@@ -20,8 +23,8 @@
 # CPU-seconds per 1,000 requests of every server process (host with its
 # children, Redis, gateway; not wrk).
 #
-#   bench/stacks/run.sh            about 15 minutes: 10 s per cell
-#   bench/stacks/run.sh --quick    about 5 minutes: 3 s per cell
+#   bench/stacks/run.sh            about 20 minutes: 10 s per cell
+#   bench/stacks/run.sh --quick    about 7 minutes: 3 s per cell
 #
 # Env: DURATION (per cell, overrides the mode), WARMUP [1s], CONNECTIONS [50],
 #      THREADS [2], SPIN_BIN, SKIP_BUILD=1, KEEP_WORK=1, RESULTS_DIR [bench/results],
@@ -58,7 +61,7 @@ done
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   log "building the components, the floor, the runner and the gateway"
   cargo build --target wasm32-wasip2 --release >&2
-  cargo build --target wasm32-wasip2 --release -p floor >&2
+  cargo build --target wasm32-wasip2 --release -p floor -p floor-kv >&2
   cargo build --profile native -p spindle-runner -p spindle-rest-gateway >&2
 fi
 if [ ! -f bench/node/node_modules/.package-lock.json ] || [ bench/node/package-lock.json -nt bench/node/node_modules/.package-lock.json ]; then
@@ -182,6 +185,27 @@ app_routes() { # STACK HOST TRANSPORT URL SID
   WRK_ENV=(USER_ID="$uid"); measure "$stack" "$host" "$tr" /users/:id "$url" "$sid" -s bench/scale/wrk/user_read.lua
 }
 
+# The answers that need no Redis (issue 14's first target), each checked for
+# its status first: METHOD PATH STATUS [BODY CONTENT_TYPE] per line.
+answers=(
+  "GET /no/such/route 404"
+  "DELETE /api/ping 405"
+  "GET /auth/me 401"
+  'POST /auth/login 400 {"username": application/json'
+  "GET /openapi.json 200"
+  "GET / 200"
+)
+answer_routes() { # STACK HOST TRANSPORT URL SID
+  local a method path status body ctype got
+  for a in "${answers[@]}"; do
+    read -r method path status body ctype <<<"$a"
+    got="$(curl -s -o /dev/null -w '%{http_code}' -X "$method" ${body:+-H "Content-Type: $ctype" --data-binary "$body"} "$4$path")"
+    [ "$got" = "$status" ] || { echo "$1/$2: $method $path answered $got, not $status" >&2; return 1; }
+    WRK_ENV=(METHOD="$method" PATH_="$path" BODY="$body" CONTENT_TYPE="$ctype")
+    measure "$1" "$2" "$3" "$status $method $path" "$4" "$5" -s bench/scale/wrk/answer.lua
+  done
+}
+
 spindle_vars=(
   --variable "session_secrets=$session_secret" --variable "trusted_proxies=127.0.0.1"
   --variable "api_rate_limit=$api_rate_limit" --variable "login_rate_limit=sliding_window 1000000/60s"
@@ -201,10 +225,13 @@ spindle() { # HOST TRANSPORT [LABEL]
   eval "pid=\$pid_$name; url=\$url_$name"
   wait_http "$url/healthz" "$name"
   app_routes spindle "$label" "$2" "$url" "$pid"
+  # The no-Redis answers do not depend on the transport: once per host.
+  [ "$2" = tcp ] && [ "$label" = "$1" ] && answer_routes spindle "$label" "$2" "$url" "$pid"
   stop "$pid"
 }
 
-# The floor (bench/floor/spin.toml) on HOST: /ok, /get, /get-rest.
+# The floor (bench/floor/spin.toml) on HOST: /ok, /get-socket (RESP over
+# wasi:sockets, as Spindle's TCP), /get (Spin's outbound Redis), /get-rest.
 floor() { # HOST
   local name="floor-$1" port url
   spindle_host="$1"
@@ -218,11 +245,30 @@ floor() { # HOST
   url="http://127.0.0.1:$port"
   wait_port "$port" "$pid" "$name"
   local r
-  for r in /ok /get /get-rest; do
+  for r in /ok /get-socket /get /get-rest; do
     wait_http "$url$r" "$name $r"
-    local tr=-; [ "$r" = /get ] && tr=tcp; [ "$r" = /get-rest ] && tr=rest
+    local tr=-; [ "$r" = /get-socket ] && tr=tcp; [ "$r" = /get ] && tr=redis; [ "$r" = /get-rest ] && tr=rest
     WRK_ENV=(X=1); measure floor "$1" "$tr" "$r" "$url$r" "$pid"
   done
+  stop "$pid"
+}
+
+# The key-value floor (bench/floor-kv/spin.toml) on Spin, its "default" store
+# on the benchmark's Redis through Spin's Redis provider: /kv. Spin only:
+# the runner has no key-value host.
+floor_kv() {
+  local name=floor-kv port url
+  spindle_host=spin
+  log "the key-value floor on spin"
+  printf '[key_value_store.default]\ntype = "redis"\nurl = "%s"\n' "$redis_url" >"$workdir/kv.toml"
+  port="$(free_port)"
+  host_cmd "$name" "$repo/bench/floor-kv/spin.toml"
+  spawn "$name" "${host_argv[@]}" --listen "127.0.0.1:$port" --runtime-config-file "$workdir/kv.toml"
+  local pid="$last_pid"
+  url="http://127.0.0.1:$port"
+  wait_port "$port" "$pid" "$name"
+  wait_http "$url/kv" "$name /kv"
+  WRK_ENV=(X=1); measure floor spin kv /kv "$url/kv" "$pid"
   stop "$pid"
 }
 
@@ -256,6 +302,7 @@ fi
 
 floor spin
 floor runner
+floor_kv
 
 # --- 5. the proxy's ceiling, beside many hosts behind it ------------------------------------
 
@@ -323,7 +370,7 @@ WRK_ENV=(COOKIE="$cookie"); proxy_cell spin4 /auth/me "http://127.0.0.1:$lb" -s 
 # --- the report ---------------------------------------------------------------------------
 
 mkdir -p "$results_dir"
-sizes="$(cd target/wasm32-wasip2/release && for f in health auth api users notify console floor; do
+sizes="$(cd target/wasm32-wasip2/release && for f in health auth api users notify console floor floor_kv; do
   [ -f "$f.wasm" ] && printf '%s %s\n' "$f" "$(stat -c %s "$f.wasm")"; done)"
 meta="$(python3 - "$command_line" "$started_at" "$load_at_start" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)" \
   "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" "$("$spin" --version)" \

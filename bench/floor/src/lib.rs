@@ -5,6 +5,9 @@
 //! - `GET /ok`: 200 "ok", no Redis, no variables.
 //! - `GET /get`: one `GET floor:key` over Spin's outbound Redis
 //!   (`spin_sdk::redis`, which Spin dials anew on every request).
+//! - `GET /get-socket`: the same GET as RESP over `wasi:sockets` TCP to
+//!   `redis_host` (an IP address), a new connection per request: what
+//!   Spindle's TCP transport does (crates/spindle/src/spin/socket.rs).
 //! - `GET /get-rest`: one Upstash REST `["GET","floor:key"]` POSTed to the
 //!   gateway over outbound HTTP (`wasi:http`), with the headers, encoding and
 //!   request options of Spindle's REST transport (crates/spindle/src/spin/rest.rs).
@@ -23,6 +26,7 @@ fn handle(req: Request) -> Response {
     let result = match req.path() {
         "/ok" => Ok(b"ok".to_vec()),
         "/get" => get_tcp(),
+        "/get-socket" => get_socket(),
         "/get-rest" => get_rest(),
         _ => return text(404, b"not found".to_vec()),
     };
@@ -108,4 +112,49 @@ fn get_rest() -> Result<Vec<u8>, String> {
         return Err(format!("REST HTTP {status}: {}", String::from_utf8_lossy(&bytes)));
     }
     Ok(bytes)
+}
+
+/// One GET as RESP over a `wasi:sockets` TCP connection opened for it, as
+/// Spindle's TCP transport sends it (its timeouts are waits on the same
+/// pollables, so blocking on them costs the floor no less).
+fn get_socket() -> Result<Vec<u8>, String> {
+    use wasi::io::streams::StreamError;
+    use wasi::sockets::instance_network::instance_network;
+    use wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasi::sockets::tcp_create_socket::create_tcp_socket;
+
+    let addr: std::net::SocketAddrV4 = var("redis_host")?.parse().map_err(|e| format!("redis_host: {e}"))?;
+    let [a0, a1, a2, a3] = addr.ip().octets();
+    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress { port: addr.port(), address: (a0, a1, a2, a3) });
+    let socket = create_tcp_socket(IpAddressFamily::Ipv4).map_err(|e| format!("socket: {e:?}"))?;
+    socket.start_connect(&instance_network(), remote).map_err(|e| format!("connect: {e:?}"))?;
+    let (input, output) = loop {
+        socket.subscribe().block();
+        match socket.finish_connect() {
+            Ok(streams) => break streams,
+            Err(ErrorCode::WouldBlock) => continue,
+            Err(e) => return Err(format!("connect: {e:?}")),
+        }
+    };
+    let cmd = format!("*2\r\n$3\r\nGET\r\n${}\r\n{KEY}\r\n", KEY.len());
+    output.blocking_write_and_flush(cmd.as_bytes()).map_err(|e| format!("write: {e:?}"))?;
+    // A bulk reply, "$<n>\r\n<n bytes>\r\n" (or "$-1\r\n"): read until it is whole.
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let len: i64 = std::str::from_utf8(&buf[1..end]).ok().and_then(|n| n.parse().ok()).ok_or("not a bulk reply")?;
+            if len < 0 {
+                return Ok(Vec::new());
+            }
+            let start = end + 2;
+            if buf.len() >= start + len as usize + 2 {
+                return Ok(buf[start..start + len as usize].to_vec());
+            }
+        }
+        match input.blocking_read(16 * 1024) {
+            Ok(chunk) => buf.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => return Err("Redis closed the connection".into()),
+            Err(e) => return Err(format!("read: {e:?}")),
+        }
+    }
 }
