@@ -70,7 +70,7 @@ w(f"Load: {meta['wrk']}, direct to one host (no proxy). **one host**: nothing pi
   "Redis columns are from the one-host run: `INFO commandstats` calls (without INFO's own, commands inside "
   "scripts included) and `total_connections_received`, each as a delta over the requests wrk completed. "
   "CPU-s/1k: utime+stime of every server process (the host with its children, Redis, the gateway; not wrk) "
-  "per 1,000 requests. errors: non-2xx answers + socket errors, both runs.")
+  "per 1,000 requests. errors: socket errors, and non-2xx answers where a 2xx is expected, both runs.")
 w("")
 w("| stack | host | Redis via | route | one host req/s | p50 ms | p99 ms | per core req/s | p50 ms | p99 ms "
   "| Redis cmds/req | conns/req | CPU-s/1k one host | CPU-s/1k per core | errors |")
