@@ -48,7 +48,10 @@ ensure_postgres() {
 find_spin() {
     local top
     top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    if [ -n "${SPIN_BIN:-}" ]; then echo "$SPIN_BIN"
+    # SPIN_BIN as an absolute path: the suites run from their own folders,
+    # where a relative one (../shared/bin/spin) names nothing.
+    if [ -n "${SPIN_BIN:-}" ]; then
+        case "$SPIN_BIN" in /*) echo "$SPIN_BIN" ;; *) echo "$(cd "$(dirname "$SPIN_BIN")" && pwd)/$(basename "$SPIN_BIN")" ;; esac
     elif command -v spin >/dev/null; then command -v spin
     elif [ -x "$top/../shared/bin/spin" ]; then echo "$(cd "$top/.." && pwd)/shared/bin/spin"
     else return 1

@@ -22,6 +22,7 @@ ensure_test_tools
 build_all || exit 1
 
 if spin="$(find_spin)"; then
+    export SPIN_BIN="$spin" # absolute: every suite, from whatever folder it runs in
     read -r -a hosts <<<"${HOSTS:-spin runner}"
     log "real Spin: $spin ($("$spin" --version))"
 elif [ -n "${HOSTS:-}" ] && [[ " $HOSTS " == *" spin "* ]]; then

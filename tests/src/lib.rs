@@ -195,7 +195,10 @@ impl HostKind {
 /// next to the repository (where this project's machines keep it).
 pub fn spin_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SPIN_BIN").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        // A relative SPIN_BIN is taken from where the command ran, or else
+        // from the repository's root (cargo runs each suite in its package).
+        let p = PathBuf::from(p);
+        return Some(if p.is_relative() && !p.is_file() { root().join(p) } else { p });
     }
     let on_path = std::env::var_os("PATH")
         .into_iter()

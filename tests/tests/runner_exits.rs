@@ -67,10 +67,7 @@ impl Drop for App {
 /// The host to run, and whether it is Spin.
 fn host_command() -> (Command, bool) {
     if std::env::var("SPINDLE_HOST").as_deref() == Ok("spin") {
-        let spin = std::env::var_os("SPIN_BIN")
-            .map(PathBuf::from)
-            .or_else(|| std::env::split_paths(&std::env::var_os("PATH")?).map(|p| p.join("spin")).find(|p| p.is_file()))
-            .unwrap_or_else(|| root().join("../shared/bin/spin"));
+        let spin = spindle_e2e::spin_bin().expect("SPINDLE_HOST=spin but no Spin CLI (SPIN_BIN, spin on PATH, ../shared/bin/spin)");
         (Command::new(spin), true)
     } else {
         (Command::new(bin("spindle-runner")), false)
