@@ -20,6 +20,7 @@ rounds="${ROUNDS:-5}" duration="${DURATION:-4s}" conns="${CONNECTIONS:-20}"
 routes=(/healthz /no/such/route /api/ping)
 start_redis
 taskset -a -pc 1 "$redis_pid" >/dev/null
+clk_tck="$(getconf CLK_TCK)"
 secret="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 labels=() ports=() procs=()
 for arg in "$@"; do
@@ -36,10 +37,10 @@ for ((r = 1; r <= rounds; r++)); do
   for route in "${routes[@]}"; do
     for i in "${!labels[@]}"; do
       t0="$(awk '{print $14 + $15}' "/proc/${procs[i]}/stat")"
-      out="$(taskset -c 1 wrk -t2 -c"$conns" -d"$duration" "http://127.0.0.1:${ports[i]}$route")"
+      taskset -c 1 wrk -t2 -c"$conns" -d"$duration" --latency "http://127.0.0.1:${ports[i]}$route" >"$workdir/cell.wrk"
       t1="$(awk '{print $14 + $15}' "/proc/${procs[i]}/stat")"
-      n="$(awk '/requests in/ {print $1}' <<<"$out")" rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
-      echo "${labels[i]} $route $rps $(echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)" >>"$workdir/cells"
+      read -r rps n _ < <(wrk_parse "$workdir/cell.wrk")
+      echo "${labels[i]} $route $rps $(echo "($t1 - $t0) * 1000000 / $clk_tck / $n" | bc -l)" >>"$workdir/cells"
     done
   done
 done

@@ -55,7 +55,7 @@ for host in spin runner; do
     git clone -q "$repo" "$clone"
     mkdir -p "$workdir/cargo-home-$host"
     read -r wall cpu < <(one "$clone" "$host" "${spin_env[@]}" CARGO_HOME="$workdir/cargo-home-$host" \
-      CARGO_TARGET_DIR="$clone/target" PATH="$PATH")
+      CARGO_TARGET_DIR="$clone/target")
     printf '| %s | cold (fresh clone, empty target/ and registry cache) | %.1f s | %.1f s |\n' "$host" "$wall" "$cpu"
   fi
 done
