@@ -42,12 +42,13 @@ ensure_toolchain
 ensure_redis
 log "building the components (wasm32-wasip2)"
 cargo build --target wasm32-wasip2 --release
-native=()
-[ "$host" = runner ] && native+=(-p spindle-runner)
-[ "$rest" = 1 ] && native+=(-p spindle-rest-gateway)
-if [ ${#native[@]} -gt 0 ]; then
-    log "building ${native[*]/-p /} (native)"
-    cargo build --profile native --bins "${native[@]}"
+if [ "$host" = runner ]; then
+    log "building spindle-runner (profile runner: LTO, a few minutes on 2 cores)"
+    cargo build --profile runner --bin spindle-runner -p spindle-runner
+fi
+if [ "$rest" = 1 ]; then
+    log "building spindle-rest-gateway (native)"
+    cargo build --profile native --bins -p spindle-rest-gateway
 fi
 
 pids=()
@@ -83,7 +84,7 @@ if [ "$rest" = 1 ]; then
     vars+=(--variable redis_scheme=http --variable redis_host=127.0.0.1:8079 --variable "redis_token=$token")
 fi
 
-if [ "$host" = spin ]; then up=("$spin" up); else up=(target/native/spindle-runner up); fi
+if [ "$host" = spin ]; then up=("$spin" up); else up=(target/runner/spindle-runner up); fi
 log "starting the webhook worker (spin-worker.toml) on $host, restarted whenever it exits"
 worker=("${up[@]}" -f spin-worker.toml --variable "redis_host=$redis_host")
 setsid bash -c "while :; do $(printf '%q ' "${worker[@]}") >>.spin/worker.log 2>&1; sleep 1; done" &
