@@ -5,6 +5,8 @@
 #
 # Env: SPINDLE_HOST   runner (default) or spin: which host serves the app
 #      SPIN_BIN       the Spin CLI (else `spin` on PATH, else ../shared/bin/spin)
+#      RUNNER_BIN     the spindle-runner binary (default: the tests' target/native/;
+#                     the benchmarks pass target/runner/, the one up.sh serves with)
 #      CARGO_TARGET_DIR, REDIS_SERVER (a redis-server binary), KEEP_WORK=1
 #
 # After sourcing: repo, target_dir, workdir (a scratch dir, removed on exit
@@ -14,7 +16,7 @@
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$repo/scripts/lib.sh"
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-runner_bin="$target_dir/native/spindle-runner"
+runner_bin="${RUNNER_BIN:-$target_dir/native/spindle-runner}"
 gateway_bin="$target_dir/native/spindle-rest-gateway"
 redis_bin="${REDIS_SERVER:-redis-server}"
 spindle_host="${SPINDLE_HOST:-runner}"

@@ -32,6 +32,8 @@
 # Writes RESULTS_DIR/<date>.md and .jsonl (<date>-quick.* with --quick).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The runner the stacks measure is the one scripts/up.sh serves with.
+RUNNER_BIN="${RUNNER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/runner/spindle-runner}"
 . scripts/harness.sh
 cd "$repo"
 
@@ -62,7 +64,8 @@ if [ "${SKIP_BUILD:-}" != 1 ]; then
   log "building the components, the floor, the runner and the gateway"
   cargo build --target wasm32-wasip2 --release >&2
   cargo build --target wasm32-wasip2 --release -p floor -p floor-kv >&2
-  cargo build --profile native -p spindle-runner -p spindle-rest-gateway >&2
+  cargo build --profile runner --bin spindle-runner -p spindle-runner >&2
+  cargo build --profile native -p spindle-rest-gateway >&2
 fi
 if [ ! -f bench/node/node_modules/.package-lock.json ] || [ bench/node/package-lock.json -nt bench/node/node_modules/.package-lock.json ]; then
   log "npm ci in bench/node"
