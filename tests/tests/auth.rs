@@ -119,7 +119,10 @@ both_transports!(register_login_me_logout, |b: Backend| async move {
     }
     assert!(!sc.contains("Secure"), "plain http: no Secure under cookie_secure=auto ({sc})");
     let c = r.cookie();
-    assert_eq!(sid_of(&c).len(), 32, "24 random bytes, base64url");
+    let uid = r.body["user"]["id"].as_i64().unwrap();
+    let sid = sid_of(&c);
+    let random = sid.strip_prefix(&format!("{{{uid}}}")).unwrap_or_else(|| panic!("{sid}: the user's hash tag first"));
+    assert_eq!(random.len(), 32, "24 random bytes, base64url: {sid}");
 
     let me = get(&rt, "/auth/me", Some(&c)).await;
     assert_eq!(me.status, 200, "{me:?}");
@@ -184,7 +187,8 @@ both_transports!(bad_cookies_are_401_never_500, |b: Backend| async move {
     let _: () = redis::cmd("SET").arg(format!("sess:{garbage_sid}")).arg("{not json").query_async(&mut b.redis.conn().await).await.unwrap();
     let cases: Vec<(&str, String)> = vec![
         ("tampered signature", format!("connect.sid={}", value.replace(&value[value.len() - 4..], "AAAA"))),
-        ("tampered sid", format!("connect.sid={}", value.replacen(&sid[..4], "AAAA", 1))),
+        // The random part after the user's tag (the tag is URL-encoded in `value`).
+        ("tampered sid", format!("connect.sid={}", value.replacen(&sid[sid.find('}').unwrap() + 1..][..4], "AAAA", 1))),
         ("unsigned", format!("connect.sid={sid}")),
         ("s: without signature", format!("connect.sid=s%3A{sid}")),
         ("truncated", format!("connect.sid={}", &value[..value.len() - 10])),
@@ -259,7 +263,7 @@ both_transports!(a_logout_racing_refreshing_requests_stays_logged_out, |b: Backe
         }
         assert_eq!(redis_get(&b, &format!("sess:{sid}")).await, None, "no refresh resurrected the session");
         get(&rt, "/auth/me", Some(&c)).await.assert_problem(401);
-        let idx: Vec<String> = redis::cmd("ZRANGE").arg("spindle:user-sessions:1").arg(0).arg(-1).query_async(&mut b.redis.conn().await).await.unwrap();
+        let idx: Vec<String> = redis::cmd("ZRANGE").arg(spindle::keys::session::index(1)).arg(0).arg(-1).query_async(&mut b.redis.conn().await).await.unwrap();
         assert!(!idx.contains(&sid), "nor its index entry");
     }
 });

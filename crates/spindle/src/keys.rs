@@ -32,18 +32,33 @@ fn is_plain(b: u8) -> bool {
 pub const MAX_PLAIN_ID: usize = 128;
 
 /// Sessions, as connect-redis keeps them, and Spindle's per-user index.
+///
+/// Redis Cluster: a sid Spindle issues starts with its user's hash tag,
+/// `{<user id>}`, and so does the index, so a session and its user's index
+/// share one slot (connect-redis treats a sid as opaque). Sids without it
+/// (Express's own) are handled with single-key steps.
 pub mod session {
     /// connect-redis's default prefix: sessions live at `sess:<sid>`.
     pub const PREFIX: &str = "sess:";
-    /// Per-user index of live sessions: `spindle:user-sessions:<user id>`.
+    /// Per-user index of live sessions: `spindle:user-sessions:{<user id>}`.
     pub const INDEX_PREFIX: &str = "spindle:user-sessions:";
 
     pub fn session(sid: &str) -> String {
         format!("{PREFIX}{sid}")
     }
 
+    /// The hash tag of a user's sessions and index: `{<user id>}`.
+    pub fn tag(user_id: i64) -> String {
+        format!("{{{user_id}}}")
+    }
+
     pub fn index(user_id: i64) -> String {
-        format!("{INDEX_PREFIX}{user_id}")
+        format!("{INDEX_PREFIX}{}", tag(user_id))
+    }
+
+    /// Whether `sess:<sid>` is in the slot of the user's index.
+    pub fn in_user_slot(sid: &str, user_id: i64) -> bool {
+        sid.starts_with(&tag(user_id))
     }
 }
 
@@ -315,7 +330,9 @@ mod tests {
     #[test]
     fn sessions_and_topics() {
         assert_eq!(session::session("abc"), "sess:abc");
-        assert_eq!(session::index(42), "spindle:user-sessions:42");
+        assert_eq!(session::index(42), "spindle:user-sessions:{42}");
+        assert!(session::in_user_slot("{42}abc", 42));
+        assert!(!session::in_user_slot("{421}abc", 42) && !session::in_user_slot("abc{42}", 42));
         let t = crate::notify::Topic::parse("chat:lobby").unwrap();
         for k in [notify::stream(&t), notify::presence(&t), notify::topic_webhooks(&t), notify::webhook_cursor(&t)] {
             assert!(k.starts_with("spindle:notify:{chat:lobby}:"), "{k}");

@@ -17,7 +17,7 @@ import express from "express";
 import session from "express-session";
 import { RedisStore } from "connect-redis";
 import { createClient } from "redis";
-import { SpindleStore } from "./spindle-store.mjs";
+import { SpindleStore, indexKey } from "./spindle-store.mjs";
 
 const require = createRequire(import.meta.url);
 // express-session's own Cookie class, to compare the stored JSON against.
@@ -134,9 +134,11 @@ async function expressUser() {
 test("the cookie format is cookie-signature's, URL-encoded", async () => {
   // The documented vector.
   assert.equal(encodeURIComponent("s:" + sign("apple", "keyboard cat")), "s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU");
-  const { cookie } = await spindleUser();
+  const { id, cookie } = await spindleUser();
   const sid = sidOf(cookie);
-  assert.match(sid, /^[A-Za-z0-9_-]{32}$/, "24 random bytes, base64url, like uid-safe(24)");
+  // The user's hash tag (so the session shares its index's cluster slot),
+  // then 24 random bytes, base64url, like uid-safe(24).
+  assert.match(sid, new RegExp(`^\\{${id}\\}[A-Za-z0-9_-]{32}$`), sid);
   assert.equal(cookie, "connect.sid=" + encodeURIComponent("s:" + sign(sid, SECRETS[0])));
 });
 
@@ -231,7 +233,7 @@ test("with SpindleStore, Spindle lists and logs out Express sessions it never sa
 
 test("SpindleStore keeps the index as Spindle does: score, expiry, logout, regenerate", async () => {
   const u = await spindleUser();
-  const index = "spindle:user-sessions:" + u.id;
+  const index = indexKey(u.id);
   const before = Date.now();
   const e = await call(INDEXED, "POST", "/login-as", { body: { id: u.id, username: u.username } });
   const sid = sidOf(e.cookie);
@@ -262,7 +264,7 @@ test("a session a plain RedisStore wrote is indexed on its next request through 
   // What switching an app to SpindleStore does to its existing sessions.
   const u = await spindleUser();
   const e = await call(EXPRESS, "POST", "/login-as", { body: { id: u.id, username: u.username } });
-  assert.equal(await redis.zScore("spindle:user-sessions:" + u.id, sidOf(e.cookie)), null);
+  assert.equal(await redis.zScore(indexKey(u.id), sidOf(e.cookie)), null);
   assert.equal((await call(INDEXED, "GET", "/whoami", { cookie: e.cookie })).status, 200);
   const all = await call(SPINDLE, "DELETE", "/auth/sessions", { cookie: u.cookie });
   assert.equal(all.body.destroyed, 2);

@@ -4,12 +4,15 @@
 // Express session enters the index only when Spindle first checks it.
 //
 // The index is what Spindle keeps (docs/sessions.md#session-index): the
-// sorted set `spindle:user-sessions:<user id>`, members sids, scored by the
+// sorted set `spindle:user-sessions:{<user id>}`, members sids, scored by the
 // session's creation time in ms (`ZADD NX`: the first score stays), expiring
 // no sooner than its longest-lived session. Each write is one MULTI with the
 // session's own command. Needs a node-redis client (v4 or v5, as connect-redis
-// 9 uses), Redis 7.0 or later (EXPIRE NX/GT), and one Redis node: the session
-// and the index are in different cluster slots, as for Spindle's own scripts.
+// 9 uses), Redis 7.0 or later (EXPIRE NX/GT), and one Redis node: Express's
+// sids carry no hash tag, so the session and the index are in different
+// cluster slots (Spindle's own sids start with `{<user id>}`; on a cluster it
+// indexes Express's sessions in steps of one key each, see
+// docs/sessions.md#redis-cluster).
 //
 //   import { SpindleStore } from "./spindle-store.mjs";
 //   app.use(session({ store: new SpindleStore({ client: redis }), ... }));
@@ -17,6 +20,8 @@
 import { RedisStore } from "connect-redis";
 
 export const INDEX_PREFIX = "spindle:user-sessions:";
+/** The index key of a user: `spindle:user-sessions:{<id>}` (the braces are its hash tag). */
+export const indexKey = (id) => `${INDEX_PREFIX}{${id}}`;
 
 /** The user a session belongs to, as Spindle reads it: an integer `user.id`. */
 function userId(sess) {
@@ -28,7 +33,7 @@ export class SpindleStore extends RedisStore {
   /** Adds `sid` to its user's index, in `multi`, and extends the index's
    * expiry to `ttl` seconds (none with `disableTTL`, as the session). */
   #index(multi, sid, sess, ttl) {
-    const key = INDEX_PREFIX + userId(sess);
+    const key = indexKey(userId(sess));
     const created = sess.spindle?.created_at;
     const score = Number.isSafeInteger(created) ? created : Date.now();
     multi.zAdd(key, { score, value: sid }, { condition: "NX" });
@@ -81,7 +86,7 @@ export class SpindleStore extends RedisStore {
         // unreadable: delete it all the same
       }
       const multi = this.client.multi().del(key);
-      if (id !== null) multi.zRem(INDEX_PREFIX + id, sid);
+      if (id !== null) multi.zRem(indexKey(id), sid);
       await multi.exec();
       return cb?.(null);
     } catch (err) {

@@ -45,7 +45,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use std::fmt;
 
-use crate::keys::session::{index as index_key, session as session_key, PREFIX as KEY_PREFIX};
+use crate::keys::session::{in_user_slot, index as index_key, session as session_key, tag as user_tag, PREFIX as KEY_PREFIX};
 
 /// A user's oldest sessions are logged out beyond this many.
 pub const MAX_SESSIONS_PER_USER: u32 = 100;
@@ -65,18 +65,28 @@ pub fn handle(sid: &str) -> String {
     sha1_smol::Sha1::from(sid).digest().to_string()[..16].to_owned()
 }
 
-/// A fresh session id: [`SID_BYTES`] from the CSPRNG, base64url without padding.
-pub fn new_sid(rng: &impl Rng) -> String {
+/// A fresh session id for a user: its hash tag `{<user id>}` (so the session
+/// shares a Redis Cluster slot with the user's index), then [`SID_BYTES`]
+/// from the CSPRNG, base64url without padding.
+pub fn new_sid(rng: &impl Rng, user_id: i64) -> String {
     let mut b = [0u8; SID_BYTES];
     rng.fill(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    let mut sid = user_tag(user_id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(b, &mut sid);
+    sid
 }
 
 /// A sid we are willing to turn into a key: what `uid-safe` and sensible
-/// `genid`s produce. It was signed by a holder of the secret, but a key is
-/// never built from unchecked text.
+/// `genid`s produce, optionally after a user's hash tag (`{<id>}`, what
+/// [`new_sid`] issues). It was signed by a holder of the secret, but a key
+/// is never built from unchecked text.
 fn valid_sid(sid: &str) -> bool {
-    (1..=128).contains(&sid.len()) && sid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    let body = match sid.strip_prefix('{').and_then(|rest| rest.split_once('}')) {
+        Some((id, body)) if !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit() || b == b'-') => body,
+        Some(_) => return false,
+        None => sid,
+    };
+    (1..=128).contains(&body.len()) && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Everything that keeps a request from having a session, by what the client
@@ -316,14 +326,27 @@ pub async fn create(
     let stored = StoredSession::new(user.clone(), meta, now, cfg);
     let json = stored.to_json(cfg, cfg.secure_for(req));
     let ttl = ttl_secs(stored.expires, now);
+    let tag = user_tag(user.id);
     for _ in 0..3 {
-        let sid = new_sid(rng);
+        let sid = new_sid(rng, user.id);
         let mut keys = vec![Arg::from(session_key(&sid)), index_key(user.id).into()];
-        if let Some(old) = replaced.as_deref().filter(|old| *old != sid) {
+        // The replaced session goes in the same script when it is in the
+        // user's slot, else in a step of its own once this one is in.
+        let old = replaced.as_deref().filter(|old| *old != sid);
+        let old_elsewhere = old.filter(|old| !in_user_slot(old, user.id));
+        if let Some(old) = old.filter(|_| old_elsewhere.is_none()) {
             keys.push(session_key(old).into());
         }
-        let args = [Arg::from(sid.as_str()), json.as_str().into(), now.into(), MAX_SESSIONS_PER_USER.into(), ttl.into(), KEY_PREFIX.into()];
-        if link.eval(&scripts::CREATE, &keys, &args).await?.int()? == 1 {
+        let args = [Arg::from(sid.as_str()), json.as_str().into(), now.into(), MAX_SESSIONS_PER_USER.into(), ttl.into(), KEY_PREFIX.into(), tag.as_str().into()];
+        let reply = link.eval(&scripts::CREATE, &keys, &args).await?;
+        let (created, evicted) = status_and_sids(&reply, "session/create")?;
+        if created == 1 {
+            if let Some(old) = old_elsewhere {
+                link.exec(&redis::Cmd::new("DEL").arg(session_key(old))).await?;
+            }
+            for sid in &evicted {
+                destroy_elsewhere(link, sid, user.id).await?;
+            }
             return Ok(SessionUser {
                 user,
                 handle: handle(&sid),
@@ -340,8 +363,43 @@ pub async fn create(
 
 /// Destroys an authenticated session (one script: the key and its index entry).
 pub async fn destroy(link: &impl Link, session: &SessionUser) -> Result<bool, SessionError> {
-    let keys = [Arg::from(session_key(&session.sid)), index_key(session.user.id).into()];
-    Ok(link.eval(&scripts::DESTROY, &keys, &[session.sid.as_str().into()]).await?.int()? == 1)
+    destroy_sid(link, &session.sid, Some(session.user.id)).await
+}
+
+/// Deletes `sess:<sid>` and its entry in the user's index: one script when
+/// they share a slot, else the key and then the entry.
+async fn destroy_sid(link: &impl Link, sid: &str, user_id: Option<i64>) -> Result<bool, SessionError> {
+    let mut keys = vec![Arg::from(session_key(sid))];
+    match user_id {
+        Some(id) if !in_user_slot(sid, id) => return destroy_elsewhere(link, sid, id).await,
+        Some(id) => keys.push(index_key(id).into()),
+        None => {}
+    }
+    Ok(link.eval(&scripts::DESTROY, &keys, &[sid.into()]).await?.int()? == 1)
+}
+
+/// Deletes a session outside its user's slot, then its index entry (so a
+/// crash in between leaves an entry without a session, never the reverse).
+/// Whether the session existed.
+async fn destroy_elsewhere(link: &impl Link, sid: &str, user_id: i64) -> Result<bool, SessionError> {
+    let existed = link.exec(&redis::Cmd::new("DEL").arg(session_key(sid))).await?.int()? == 1;
+    link.exec(&redis::Cmd::new("ZREM").arg(index_key(user_id)).arg(sid)).await?;
+    Ok(existed)
+}
+
+/// A reply `{status, sid...}`.
+fn status_and_sids(reply: &redis::Reply, what: &str) -> Result<(i64, Vec<String>), SessionError> {
+    let bad = || SessionError::Redis(redis::Error::Protocol(format!("{what} answered {reply:?}")));
+    let values = reply.values();
+    let Some(redis::Value::Int(status)) = values.first() else { return Err(bad()) };
+    let sids = values[1..]
+        .iter()
+        .map(|v| match v {
+            redis::Value::Bytes(b) => String::from_utf8(b.clone()).map_err(|_| bad()),
+            _ => Err(bad()),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((*status, sids))
 }
 
 /// Logs out whatever session the request's cookie names, if any: the GET
@@ -356,17 +414,19 @@ pub async fn logout(link: &impl Link, cfg: &SessionConfig, req: &Request) -> Res
         Err(SessionError::Corrupt(_)) => None,
         Err(e) => return Err(e),
     };
-    let mut keys = vec![Arg::from(session_key(&sid))];
-    if let Some(u) = user {
-        keys.push(index_key(u.id).into());
-    }
-    Ok(link.eval(&scripts::DESTROY, &keys, &[sid.as_str().into()]).await?.int()? == 1)
+    destroy_sid(link, &sid, user.map(|u| u.id)).await
 }
 
 /// Logs a user out everywhere. Returns how many sessions were live.
 pub async fn destroy_all(link: &impl Link, user_id: i64) -> Result<u64, SessionError> {
-    let n = link.eval(&scripts::DESTROY_ALL, &[index_key(user_id).into()], &[KEY_PREFIX.into()]).await?.int()?;
-    Ok(n.max(0) as u64)
+    let args = [Arg::from(KEY_PREFIX), user_tag(user_id).into()];
+    let reply = link.eval(&scripts::DESTROY_ALL, &[index_key(user_id).into()], &args).await?;
+    let (n, elsewhere) = status_and_sids(&reply, "session/destroy_all")?;
+    let mut n = n.max(0) as u64;
+    for sid in &elsewhere {
+        n += destroy_elsewhere(link, sid, user_id).await? as u64;
+    }
+    Ok(n)
 }
 
 /// Destroys the user's session with this handle. `false` when the user has
@@ -375,8 +435,12 @@ pub async fn destroy_handle(link: &impl Link, user_id: i64, handle: &str) -> Res
     if handle.len() != 16 || !handle.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Ok(false);
     }
-    let args = [Arg::from(KEY_PREFIX), handle.into()];
-    Ok(link.eval(&scripts::DESTROY_HANDLE, &[index_key(user_id).into()], &args).await?.int()? == 1)
+    let args = [Arg::from(KEY_PREFIX), handle.into(), user_tag(user_id).into()];
+    let reply = link.eval(&scripts::DESTROY_HANDLE, &[index_key(user_id).into()], &args).await?;
+    match status_and_sids(&reply, "session/destroy_handle")? {
+        (2, sids) if sids.len() == 1 => destroy_elsewhere(link, &sids[0], user_id).await,
+        (n, _) => Ok(n == 1),
+    }
 }
 
 /// One entry of the session list. No sid: the handle names it.
@@ -394,8 +458,29 @@ pub struct SessionSummary {
 /// The user's live sessions, newest first (one script, which also trims
 /// index entries whose session is gone).
 pub async fn list(link: &impl Link, clock: &impl Clock, current: &SessionUser) -> Result<Vec<SessionSummary>, SessionError> {
-    let reply = link.eval(&scripts::LIST, &[index_key(current.user.id).into()], &[KEY_PREFIX.into()]).await?;
-    let redis::Records(live): redis::Records<(String, Vec<u8>)> = reply.parse("the session list")?;
+    let id = current.user.id;
+    let reply = link.eval(&scripts::LIST, &[index_key(id).into()], &[KEY_PREFIX.into(), user_tag(id).into()]).await?;
+    let bad = || SessionError::Redis(redis::Error::Protocol("the session list is not pairs of a sid and a session".into()));
+    let values = reply.values();
+    if values.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let mut live = Vec::with_capacity(values.len() / 2);
+    for pair in values.chunks(2) {
+        let redis::Value::Bytes(sid) = &pair[0] else { return Err(bad()) };
+        let sid = String::from_utf8(sid.clone()).map_err(|_| bad())?;
+        match &pair[1] {
+            redis::Value::Bytes(raw) => live.push((sid, raw.clone())),
+            // In another slot: read it here, and drop the entry if it is gone.
+            redis::Value::Int(0) => match link.exec(&redis::Cmd::new("GET").arg(session_key(&sid))).await?.opt_bytes()? {
+                Some(raw) => live.push((sid, raw)),
+                None => {
+                    link.exec(&redis::Cmd::new("ZREM").arg(index_key(id)).arg(&sid)).await?;
+                }
+            },
+            _ => return Err(bad()),
+        }
+    }
     let now = clock.now_ms();
     let mut out = Vec::new();
     for (sid, raw) in live {
@@ -435,12 +520,16 @@ mod tests {
     }
 
     #[test]
-    fn sids_are_32_base64url_characters() {
-        let sid = new_sid(&SeqRng::default());
-        assert_eq!(sid.len(), 32);
-        assert!(valid_sid(&sid));
-        assert_eq!(sid, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYX");
+    fn sids_are_the_users_tag_and_32_base64url_characters() {
+        let sid = new_sid(&SeqRng::default(), 42);
+        assert_eq!(sid, "{42}AAECAwQFBgcICQoLDA0ODxAREhMUFRYX");
+        assert!(valid_sid(&sid) && crate::keys::session::in_user_slot(&sid, 42));
+        // Express's own sids (uid-safe) stay valid.
+        assert!(valid_sid("AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"));
         assert!(!valid_sid("a.b") && !valid_sid("") && !valid_sid(&"a".repeat(129)) && !valid_sid("a:b"));
+        for bad in ["{}abc", "{4x}abc", "{42}", "{42abc", "{42}{1}abc", &format!("{{{}}}abc", "1".repeat(21))] {
+            assert!(!valid_sid(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::{scripts, SessionConfig, SessionError, UPDATE_ATTEMPTS};
 use super::store::{ttl_secs, StoredSession};
 use crate::env::Clock;
-use crate::keys::session::{index as index_key, session as session_key};
+use crate::keys::session::{in_user_slot, index as index_key, session as session_key};
 use crate::redis::{self, Arg, Cmd, Link};
 
 /// A session as read: its raw bytes (for the compare-and-set) and parsed form.
@@ -43,13 +43,22 @@ pub async fn commit(link: &impl Link, read: &Loaded, new: &StoredSession, secure
     let json = new.to_json(cfg, secure);
     let ttl = ttl_secs(new.expires, now_ms);
     let mut keys = vec![Arg::from(session_key(&read.sid))];
-    if let Some(u) = &new.user {
-        keys.push(index_key(u.id).into());
+    // The index goes in the script when it shares the session's slot (a sid
+    // Spindle issued); else it is a step of its own after the write.
+    let user = new.user.as_ref().map(|u| u.id);
+    let elsewhere = user.filter(|id| !in_user_slot(&read.sid, *id));
+    if let Some(id) = user.filter(|_| elsewhere.is_none()) {
+        keys.push(index_key(id).into());
     }
     let score = new.meta.created_at.unwrap_or(now_ms);
     let sha = sha1_smol::Sha1::from(&read.raw).digest().to_string();
     let args = [Arg::from(read.sid.as_str()), json.into(), score.into(), sha.into(), ttl.into()];
     let r = link.eval(&scripts::COMMIT, &keys, &args).await?.int()?;
+    if let (Some(id), 1 | 2) = (elsewhere, r) {
+        let remove = if r == 2 { "1" } else { "0" };
+        let args = [Arg::from(read.sid.as_str()), score.into(), ttl.into(), remove.into()];
+        link.eval(&scripts::INDEX_ADD, &[index_key(id).into()], &args).await?;
+    }
     Ok(match r {
         1 => Commit::Written,
         0 => Commit::Gone,

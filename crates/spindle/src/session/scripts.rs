@@ -3,10 +3,12 @@
 //! Each is one round trip and atomic. They take time from ARGV, never from
 //! the server clock, and return flat arrays or integers.
 //!
-//! Redis Cluster: `sess:<sid>` is fixed by connect-redis, so it cannot share a
-//! hash tag with `spindle:user-sessions:<id>`, and the index scripts reach
-//! session keys they compute. These scripts need a single Redis (or a
-//! cluster proxy that pins them to one node); see docs/keyspace.md.
+//! Redis Cluster: every key a script touches is in one slot. The sids
+//! Spindle issues carry their user's hash tag (`{<id>}`, as the index key
+//! does), so a session and its index share a slot; the index scripts reach
+//! only tagged session keys, and hand the other sids (Express's) back to the
+//! caller, which deletes or reads them one key at a time
+//! (docs/sessions.md#redis-cluster).
 
 crate::scripts! {
     /// Creates a session and indexes it under its user.
@@ -24,4 +26,7 @@ crate::scripts! {
     pub DESTROY_HANDLE = ("session/destroy_handle", include_str!("destroy_handle.lua"));
     /// Lists a user's live sessions, newest first, trimming dead index entries.
     pub LIST = ("session/list", include_str!("list.lua"));
+    /// Adds (or removes) an index entry of a sid without its user's tag: a
+    /// step of its own, as that session is in another slot.
+    pub INDEX_ADD = ("session/index_add", include_str!("index_add.lua"));
 }
