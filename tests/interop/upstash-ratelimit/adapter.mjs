@@ -29,3 +29,21 @@ export function ratelimitRedis(client) {
     },
   };
 }
+
+/** The same over @upstash/redis (REST, e.g. through spindle-rest-gateway):
+ * its `eval`/`evalsha` take (script, keys, args) already. */
+export function ratelimitRest(client) {
+  const known = new Map();
+  return {
+    async eval(script, keys, args) {
+      const body = script.replace(SHEBANG, "");
+      known.set(sha1(script), sha1(body));
+      return client.eval(body, strings(keys), strings(args));
+    },
+    async evalsha(hash, keys, args) {
+      const sha = known.get(hash);
+      if (!sha) throw new Error("NOSCRIPT No matching script");
+      return client.evalsha(sha, strings(keys), strings(args));
+    },
+  };
+}
