@@ -30,14 +30,20 @@ impl Sleep for TokioSleep {
 /// A link that can be cut (every command fails as unreachable) and counts round trips.
 #[derive(Clone)]
 struct TestLink {
-    inner: NativeLink,
+    inner: Inner,
     down: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,
 }
 
 impl TestLink {
     async fn new(redis: &Redis) -> TestLink {
-        TestLink { inner: NativeLink::connect(&redis.url()).await.unwrap(), down: Arc::default(), calls: Arc::default() }
+        let inner = Inner::Node(NativeLink::connect(&redis.url()).await.unwrap());
+        TestLink { inner, down: Arc::default(), calls: Arc::default() }
+    }
+
+    /// Over REST through a gateway (on a cluster, as a guest on REST reaches it).
+    fn rest(gateway: &Gateway) -> TestLink {
+        TestLink { inner: Inner::Rest(RestLink::new(gateway)), down: Arc::default(), calls: Arc::default() }
     }
 
     fn calls(&self) -> usize {
@@ -45,9 +51,18 @@ impl TestLink {
     }
 }
 
+#[derive(Clone)]
+enum Inner {
+    Node(NativeLink),
+    Rest(RestLink),
+}
+
 impl Link for TestLink {
     fn transport(&self) -> spindle::redis::Transport {
-        self.inner.transport()
+        match &self.inner {
+            Inner::Node(l) => l.transport(),
+            Inner::Rest(l) => l.transport(),
+        }
     }
 
     async fn exec(&self, cmd: &Cmd) -> Result<Reply, Error> {
@@ -55,7 +70,10 @@ impl Link for TestLink {
             return Err(Error::Unavailable("cut by the test".into()));
         }
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.exec(cmd).await
+        match &self.inner {
+            Inner::Node(l) => l.exec(cmd).await,
+            Inner::Rest(l) => l.exec(cmd).await,
+        }
     }
 }
 
@@ -128,8 +146,13 @@ fn cfg() -> CacheConfig {
     CacheConfig { xfetch_beta: 0.0, ..CacheConfig::default() }
 }
 
+/// The test namespace `t`.
+fn ns() -> CacheKeys {
+    CacheKeys::new("spindle", "t")
+}
+
 fn cache<'a>(link: &'a TestLink, cfg: CacheConfig) -> Cache<'a, TestLink, TokioSleep> {
-    Cache::new(link, &SystemClock, &spindle::env::OsRng, &TokioSleep, CacheKeys::new("spindle", "t"), cfg)
+    Cache::new(link, &SystemClock, &spindle::env::OsRng, &TokioSleep, ns(), cfg)
 }
 
 fn keys(ks: &[&str]) -> Vec<String> {
@@ -261,14 +284,14 @@ async fn a_writes_stale_copy_goes_only_to_those_who_accept_it() {
     get_one(&c, &db, "k", false).await;
     db.set("k", 2);
     c.invalidate(&keys(&["k"]), &db).await.unwrap();
-    assert!(redis_get(&redis, "spindle:cache-stale:{t:k}").await.unwrap().ends_with(":Vv1"));
+    assert!(redis_get(&redis, &ns().stale("k")).await.unwrap().ends_with(":Vv1"));
     // Someone else is loading it.
-    redis_set(&redis, "spindle:cache-lease:{t:k}", "other", 5000).await;
+    redis_set(&redis, &ns().lease("k"), "other", 5000).await;
     assert_eq!(get_one(&c, &db, "k", true).await, (Some("v1".into()), Outcome::Stale));
     let started = Instant::now();
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v2".into()), Outcome::Miss), "waited, then read the source");
     assert!(started.elapsed() >= Duration::from_millis(150));
-    assert_eq!(redis_get(&redis, "spindle:cache-lease:{t:k}").await.as_deref(), Some("other"), "no fill without the lease");
+    assert_eq!(redis_get(&redis, &ns().lease("k")).await.as_deref(), Some("other"), "no fill without the lease");
 }
 
 #[tokio::test]
@@ -280,9 +303,9 @@ async fn past_freshness_one_refreshes_and_the_others_get_it_stale() {
     db.set("k", 1);
     get_one(&c, &db, "k", false).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
-    redis_set(&redis, "spindle:cache-lease:{t:k}", "other", 5000).await;
+    redis_set(&redis, &ns().lease("k"), "other", 5000).await;
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v1".into()), Outcome::Stale), "stale-while-revalidate");
-    let _: () = redis::cmd("DEL").arg("spindle:cache-lease:{t:k}").query_async(&mut redis.conn().await).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(&ns().lease("k")).query_async(&mut redis.conn().await).await.unwrap();
     db.set("k", 2);
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v2".into()), Outcome::Miss));
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v2".into()), Outcome::Hit));
@@ -296,12 +319,12 @@ async fn not_found_is_cached_briefly_or_not_at_all() {
     let db = Db::default();
     assert_eq!(get_one(&c, &db, "ghost", false).await, (None, Outcome::Miss));
     assert_eq!(get_one(&c, &db, "ghost", false).await, (None, Outcome::Hit));
-    let pttl: i64 = redis::cmd("PTTL").arg("spindle:cache:{t:ghost}").query_async(&mut redis.conn().await).await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg(&ns().value("ghost")).query_async(&mut redis.conn().await).await.unwrap();
     assert!(pttl <= 200 + 30_000, "fresh for 200 ms, then the stale grace: {pttl}");
     let off = cache(&link, CacheConfig { negative_ttl_ms: 0, ..cfg() });
     assert_eq!(get_one(&off, &db, "none", false).await, (None, Outcome::Miss));
     assert_eq!(get_one(&off, &db, "none", false).await, (None, Outcome::Miss), "negative caching off");
-    assert_eq!(redis_get(&redis, "spindle:cache-lease:{t:none}").await, None, "the lease was given back");
+    assert_eq!(redis_get(&redis, &ns().lease("none")).await, None, "the lease was given back");
 }
 
 #[tokio::test]
@@ -317,7 +340,7 @@ async fn ttls_are_jittered() {
     c.get_many(&names, &db, false).await.unwrap();
     let mut ttls = Vec::new();
     for n in &names {
-        let pttl: i64 = redis::cmd("PTTL").arg(format!("spindle:cache:{{t:{n}}}")).query_async(&mut redis.conn().await).await.unwrap();
+        let pttl: i64 = redis::cmd("PTTL").arg(ns().value(n)).query_async(&mut redis.conn().await).await.unwrap();
         assert!((89_000..=110_000).contains(&pttl), "{pttl}");
         ttls.push(pttl / 1000);
     }
@@ -335,8 +358,8 @@ async fn xfetch_refreshes_early_near_expiry() {
     db.load_ms.set(20);
     // Fresh for 1 s, loads take ≥ 20 ms; with u = 2^-53, beta * delta * -ln(u) ≥ 730 ms.
     let base = CacheConfig { ttl_ms: 1000, jitter: 0.0, stale_ms: 0, ..cfg() };
-    let plain = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, CacheKeys::new("spindle", "t"), base.clone());
-    let xfetch = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, CacheKeys::new("spindle", "t"), CacheConfig { xfetch_beta: 1.0, ..base });
+    let plain = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, ns(), base.clone());
+    let xfetch = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, ns(), CacheConfig { xfetch_beta: 1.0, ..base });
     get_one(&plain, &db, "k", false).await;
     assert_eq!(get_one(&plain, &db, "k", false).await.1, Outcome::Hit, "beta 0: no early refresh");
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -353,19 +376,19 @@ async fn a_missing_epoch_key_revalidates_instead_of_reloading() {
     let db = Db::default();
     db.set("k", 1);
     get_one(&c, &db, "k", false).await;
-    let _: () = redis::cmd("DEL").arg("spindle:cache-epoch:t").query_async(&mut redis.conn().await).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(&ns().epoch(0)).query_async(&mut redis.conn().await).await.unwrap();
     let (loads, epoch_reads) = (db.loads.get(), db.epoch_reads.get());
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v1".into()), Outcome::Hit));
     assert_eq!((db.loads.get() - loads, db.epoch_reads.get() - epoch_reads), (0, 1), "one epoch read, no reload");
-    assert_eq!(redis_get(&redis, "spindle:cache-epoch:t").await.as_deref(), Some("0"));
+    assert_eq!(redis_get(&redis, &ns().epoch(0)).await.as_deref(), Some("0"));
     // The epoch is refreshed ahead of expiry by one request, under traffic.
     let short = cache(&link, CacheConfig { epoch_ms: 400, ..cfg() });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    redis_set(&redis, "spindle:cache-epoch:t", "0", 150).await;
+    redis_set(&redis, &ns().epoch(0), "0", 150).await;
     let epoch_reads = db.epoch_reads.get();
     assert_eq!(get_one(&short, &db, "k", false).await.1, Outcome::Hit);
     assert_eq!(db.epoch_reads.get() - epoch_reads, 1);
-    let pttl: i64 = redis::cmd("PTTL").arg("spindle:cache-epoch:t").query_async(&mut redis.conn().await).await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg(&ns().epoch(0)).query_async(&mut redis.conn().await).await.unwrap();
     assert!(pttl > 200, "extended from the database's value: {pttl}");
 }
 
@@ -380,7 +403,7 @@ async fn hits_do_not_need_the_database() {
     db.down.set(true);
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v1".into()), Outcome::Hit));
     // Even when this request is the one due to refresh the epoch.
-    redis_set(&redis, "spindle:cache-epoch:t", "0", 100).await;
+    redis_set(&redis, &ns().epoch(0), "0", 100).await;
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v1".into()), Outcome::Hit));
     assert!(c.get_many(&keys(&["other"]), &db, false).await.is_err(), "a miss does");
 }
@@ -422,7 +445,7 @@ async fn a_write_that_cannot_invalidate_waits_out_the_epoch() {
     assert_eq!(db.epoch.get(), 1);
 
     link.down.store(false, Ordering::SeqCst);
-    assert!(redis_get(&redis, "spindle:cache:{t:k}").await.unwrap().ends_with(":Vv1"), "v1 survived in Redis");
+    assert!(redis_get(&redis, &ns().value("k")).await.unwrap().ends_with(":Vv1"), "v1 survived in Redis");
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v2".into()), Outcome::Miss), "but is never served again");
 }
 
@@ -444,8 +467,8 @@ async fn a_write_finishes_early_when_redis_comes_back() {
     });
     assert_eq!(how, Invalidated::AfterOutage);
     assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
-    assert_eq!(redis_get(&redis, "spindle:cache-epoch:t").await.as_deref(), Some("1"), "Redis took the new epoch");
-    assert_eq!(redis_get(&redis, "spindle:cache:{t:k}").await, None);
+    assert_eq!(redis_get(&redis, &ns().epoch(0)).await.as_deref(), Some("1"), "Redis took the new epoch");
+    assert_eq!(redis_get(&redis, &ns().value("k")).await, None);
     assert_eq!(get_one(&c, &db, "k", false).await, (Some("v2".into()), Outcome::Miss));
 }
 
@@ -464,5 +487,59 @@ async fn keys_from_users_are_escaped() {
         assert!(k.bytes().all(|b| b.is_ascii_graphic()), "{k:?}");
         assert_eq!(k.matches('{').count(), k.matches('}').count(), "{k}");
     }
-    assert!(all.iter().any(|k| k.starts_with("spindle:cache:{t:!")), "{all:?}");
+    assert!(all.iter().any(|k| k.starts_with("spindle:cache:{t:") && k.contains("}:!")), "{all:?}");
+}
+
+#[tokio::test]
+async fn on_a_cluster_each_bucket_is_one_slot() {
+    // A real 3-master cluster through the gateway: every script of a lookup,
+    // a fill and an invalidation touches one bucket's slot, or the cluster
+    // answers CROSSSLOT and the cache would only ever bypass.
+    let cluster = Cluster::start();
+    let gateway = Gateway::start_cluster(&cluster);
+    let link = TestLink::rest(&gateway);
+    let cfg = CacheConfig { buckets: 16, ..cfg() };
+    let ks = ns().with_buckets(16);
+    let c = Cache::new(&link, &SystemClock, &spindle::env::OsRng, &TokioSleep, ks.clone(), cfg);
+    let db = Db::default();
+    let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    for n in &names {
+        db.set(n, 1);
+    }
+    let mut buckets: Vec<u32> = names.iter().map(|n| ks.bucket(n)).collect();
+    buckets.sort();
+    buckets.dedup();
+    assert!(buckets.len() > 8, "40 keys over many buckets: {buckets:?}");
+
+    let before = link.calls();
+    let (found, degraded) = c.get_many(&names, &db, false).await.unwrap();
+    assert_eq!(degraded, None);
+    assert!(found.iter().all(|f| f.outcome == Outcome::Miss && f.value.as_deref() == Some("v1")));
+    // A lookup and a fill per bucket, and at first an EVAL after each
+    // master's NOSCRIPT (two scripts, three masters).
+    let n = link.calls() - before;
+    assert!((2 * buckets.len()..=2 * buckets.len() + 6).contains(&n), "{n} round trips for {} buckets", buckets.len());
+    let before = link.calls();
+    let (found, degraded) = c.get_many(&names, &db, false).await.unwrap();
+    assert_eq!(degraded, None);
+    assert!(found.iter().all(|f| f.outcome == Outcome::Hit), "{:?}", found.iter().map(|f| f.outcome).collect::<Vec<_>>());
+    assert_eq!(link.calls() - before, buckets.len(), "a batch of hits: one round trip per bucket");
+
+    // A write to two keys in (most likely) two buckets.
+    db.set("user3", 2);
+    db.set("user17", 2);
+    let (done, degraded) = c.invalidate(&keys(&["user3", "user17"]), &db).await.unwrap();
+    assert_eq!((done, degraded), (Invalidated::Done, None));
+    let before = link.calls();
+    let (found, _) = c.get_many(&keys(&["user3", "user17", "user5"]), &db, false).await.unwrap();
+    let touched = {
+        let mut b: Vec<u32> = ["user3", "user17", "user5"].iter().map(|n| ks.bucket(n)).collect();
+        b.sort();
+        b.dedup();
+        b.len()
+    };
+    let misses = ["user3", "user17"].iter().map(|n| ks.bucket(n)).collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(link.calls() - before, touched + misses, "a lookup per bucket, a fill per bucket with a miss");
+    let got: Vec<_> = found.iter().map(|f| (f.value.clone(), f.outcome)).collect();
+    assert_eq!(got, vec![(Some("v2".into()), Outcome::Miss), (Some("v2".into()), Outcome::Miss), (Some("v1".into()), Outcome::Hit)]);
 }

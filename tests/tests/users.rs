@@ -356,7 +356,7 @@ both_transports!(stale_answers_and_negative_caching, |b: Backend| async move {
     let alice = register(&rt, "alice").await;
     let ca = login(&rt, "alice").await;
     let path = format!("/users/{alice}");
-    let lease = format!("spindle:cache-lease:{{users:{alice}}}");
+    let lease = spindle::cache::CacheKeys::new("spindle", "users").lease(&alice.to_string());
     assert_eq!(get(&rt, &path, None).await.x_cache(), "MISS");
 
     // Past its freshness, with someone else refreshing (a lease planted by
@@ -417,10 +417,12 @@ both_transports!(with_redis_down_reads_bypass_and_writes_leave_nothing_stale, |m
     assert_eq!((r.x_cache(), r.version()), ("HIT", 1));
 
     // What a persistent Redis would come back with: the cached v1 and the epoch key.
-    let value_key = format!("spindle:cache:{{users:{alice}}}");
+    let users = spindle::cache::CacheKeys::new("spindle", "users");
+    let value_key = users.value(&alice.to_string());
+    let epoch_key = users.epoch(users.bucket(&alice.to_string()));
     let saved: Vec<(String, (Vec<u8>, u64))> = {
         let mut out = Vec::new();
-        for k in [value_key.clone(), "spindle:cache-epoch:users".to_string()] {
+        for k in [value_key.clone(), epoch_key.clone()] {
             if let Some(d) = dump(&b.redis, &k).await {
                 out.push((k, d));
             }
@@ -466,7 +468,7 @@ both_transports!(with_redis_down_reads_bypass_and_writes_leave_nothing_stale, |m
     assert_eq!(r.x_cache(), "MISS");
     let r = get(&rt, &path, None).await;
     assert_eq!((r.x_cache(), r.version()), ("HIT", 2));
-    let epoch: String = redis_cmd(&b.redis, redis::cmd("GET").arg("spindle:cache-epoch:users")).await;
+    let epoch: String = redis_cmd(&b.redis, redis::cmd("GET").arg(&epoch_key)).await;
     assert_eq!(epoch, "1", "the write bumped the epoch");
 });
 

@@ -142,38 +142,60 @@ pub mod ratelimit {
     }
 }
 
-/// The cache: `<prefix>:<kind>:{<namespace>:<key>}`. The three keys of one
-/// entry share a hash tag, so one script may touch them together on Redis
-/// Cluster:
+/// The cache: `<prefix>:<kind>:{<namespace>:<bucket>}:<key>`. A key's
+/// bucket is FNV-1a of the key modulo the namespace's bucket count (1 by
+/// default: every bucket number is then 0), and everything a cache script
+/// touches for the keys of one bucket, their entries, leases, stale copies
+/// and the bucket's copy of the source's epoch, shares the hash tag
+/// `{<namespace>:<bucket>}`: one slot on Redis Cluster.
 ///
 /// ```text
-/// spindle:cache:{users:42}          the entry
-/// spindle:cache-lease:{users:42}    the lease token of whoever is loading it
-/// spindle:cache-stale:{users:42}    what the last write invalidated (short TTL)
-/// spindle:cache-epoch:users         the source's epoch, as Redis last read it
-/// spindle:cache-epoch-lease:users   who is refreshing that
+/// spindle:cache:{users:0}:42          the entry
+/// spindle:cache-lease:{users:0}:42    the lease token of whoever is loading it
+/// spindle:cache-stale:{users:0}:42    what the last write invalidated (short TTL)
+/// spindle:cache-epoch:{users:0}       the source's epoch, as Redis last read it, for bucket 0
+/// spindle:cache-epoch-lease:{users:0} who is refreshing that
 /// ```
 pub mod cache {
     use super::escape;
 
     pub const DEFAULT_PREFIX: &str = "spindle";
+    /// Most buckets (slots) per namespace.
+    pub const MAX_BUCKETS: u32 = 1024;
+
+    /// FNV-1a (32 bits) of a key's escaped form: a fixed function, so keys
+    /// never move between builds.
+    fn fnv(key: &str) -> u32 {
+        escape(key).bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+    }
 
     /// The keys of one cache namespace (`users`).
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct CacheKeys {
         prefix: String,
         namespace: String,
+        buckets: u32,
     }
 
     impl CacheKeys {
         /// `prefix` and `namespace` are chosen by code, not users; they are
-        /// escaped all the same.
+        /// escaped all the same. One bucket.
         pub fn new(prefix: &str, namespace: &str) -> CacheKeys {
-            CacheKeys { prefix: escape(prefix), namespace: escape(namespace) }
+            CacheKeys { prefix: escape(prefix), namespace: escape(namespace), buckets: 1 }
+        }
+
+        /// With `n` buckets (1..=[`MAX_BUCKETS`]).
+        pub fn with_buckets(self, n: u32) -> CacheKeys {
+            CacheKeys { buckets: n.clamp(1, MAX_BUCKETS), ..self }
+        }
+
+        /// The bucket of a cache key.
+        pub fn bucket(&self, key: &str) -> u32 {
+            fnv(key) % self.buckets
         }
 
         fn tagged(&self, kind: &str, key: &str) -> String {
-            format!("{}:{kind}:{{{}:{}}}", self.prefix, self.namespace, escape(key))
+            format!("{}:{kind}:{{{}:{}}}:{}", self.prefix, self.namespace, self.bucket(key), escape(key))
         }
 
         pub fn value(&self, key: &str) -> String {
@@ -188,12 +210,13 @@ pub mod cache {
             self.tagged("cache-stale", key)
         }
 
-        pub fn epoch(&self) -> String {
-            format!("{}:cache-epoch:{}", self.prefix, self.namespace)
+        /// The bucket's copy of the source's epoch.
+        pub fn epoch(&self, bucket: u32) -> String {
+            format!("{}:cache-epoch:{{{}:{bucket}}}", self.prefix, self.namespace)
         }
 
-        pub fn epoch_lease(&self) -> String {
-            format!("{}:cache-epoch-lease:{}", self.prefix, self.namespace)
+        pub fn epoch_lease(&self, bucket: u32) -> String {
+            format!("{}:cache-epoch-lease:{{{}:{bucket}}}", self.prefix, self.namespace)
         }
     }
 }
@@ -320,11 +343,18 @@ mod tests {
     #[test]
     fn keys_follow_the_scheme() {
         let ks = cache::CacheKeys::new(cache::DEFAULT_PREFIX, "users");
-        assert_eq!(ks.value("42"), "spindle:cache:{users:42}");
-        assert_eq!(ks.lease("42"), "spindle:cache-lease:{users:42}");
-        assert_eq!(ks.stale("42"), "spindle:cache-stale:{users:42}");
-        assert_eq!(ks.epoch(), "spindle:cache-epoch:users");
-        assert_eq!(ks.epoch_lease(), "spindle:cache-epoch-lease:users");
+        assert_eq!(ks.value("42"), "spindle:cache:{users:0}:42");
+        let ks = ks.with_buckets(16);
+        let b = ks.bucket("42");
+        assert_eq!(ks.value("42"), format!("spindle:cache:{{users:{b}}}:42"));
+        assert_eq!(ks.lease("42"), format!("spindle:cache-lease:{{users:{b}}}:42"));
+        assert_eq!(ks.stale("42"), format!("spindle:cache-stale:{{users:{b}}}:42"));
+        assert_eq!(ks.epoch(b), format!("spindle:cache-epoch:{{users:{b}}}"));
+        assert_eq!(ks.epoch_lease(b), format!("spindle:cache-epoch-lease:{{users:{b}}}"));
+        // FNV-1a of "42" is 0x87e38583: a fixed function, so keys never move between builds.
+        assert_eq!(b, 0x87e3_8583 % 16);
+        let used: std::collections::BTreeSet<u32> = (0..1000).map(|i| ks.bucket(&i.to_string())).collect();
+        assert_eq!(used.len(), 16, "ids spread over every bucket");
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub struct CacheConfig {
     /// How long Redis trusts the source's epoch before it is read again,
     /// which bounds how long a write that cannot reach Redis takes.
     pub epoch_ms: u64,
+    /// Buckets (hash slots) per namespace, 1..=[`MAX_BUCKETS`]: 1 keeps a
+    /// batch at one round trip; on Redis Cluster more spread a namespace
+    /// over that many slots, and a batch costs one round trip per bucket.
+    pub buckets: u32,
     /// Test-only: sleep this long between a load and its fill, to widen the
     /// race a stale fill needs. 0 in production.
     pub fill_delay_ms: u64,
@@ -54,16 +58,18 @@ impl Default for CacheConfig {
             wait_ms: 3_000,
             xfetch_beta: 1.0,
             epoch_ms: 5_000,
+            buckets: 1,
             fill_delay_ms: 0,
         }
     }
 }
 
 const DAY_MS: u64 = 86_400_000;
+pub use crate::keys::cache::MAX_BUCKETS;
 
 impl CacheConfig {
     /// Reads `<prefix>_mode`, `_ttl_s`, `_jitter_pct`, `_negative_ttl_s`,
-    /// `_stale_s`, `_lease_ms`, `_wait_ms`, `_xfetch_beta` and `_epoch_ms`;
+    /// `_stale_s`, `_lease_ms`, `_wait_ms`, `_xfetch_beta`, `_epoch_ms` and `_buckets`;
     /// an empty or undeclared one takes its default. Errors name the variable.
     pub fn from_vars(vars: &impl Vars, prefix: &str) -> Result<Self, ConfigError> {
         let d = CacheConfig::default();
@@ -83,6 +89,7 @@ impl CacheConfig {
             wait_ms: c.int(&name("wait_ms"), d.wait_ms, 0..=60_000)?,
             xfetch_beta: beta,
             epoch_ms: c.int(&name("epoch_ms"), d.epoch_ms, 100..=60_000)?,
+            buckets: c.int(&name("buckets"), d.buckets as u64, 1..=MAX_BUCKETS as u64)? as u32,
             fill_delay_ms: 0,
         })
     }

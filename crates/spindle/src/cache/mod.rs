@@ -46,6 +46,19 @@
 
 pub use crate::keys::cache::{CacheKeys, DEFAULT_PREFIX};
 
+/// The positions of `keys` per bucket, in the order the buckets first appear.
+fn by_bucket(ks: &CacheKeys, keys: &[String]) -> Vec<(u32, Vec<usize>)> {
+    let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let b = ks.bucket(k);
+        match groups.iter_mut().find(|(g, _)| *g == b) {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((b, vec![i])),
+        }
+    }
+    groups
+}
+
 use crate::env::{Clock, Rng, Sleep};
 use crate::redis::{self, Arg, Cmd, Link};
 use std::fmt;
@@ -209,13 +222,42 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         want_stale: bool,
     ) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
         match self.cfg.mode {
-            Mode::Leases => self.get_leases(keys, src, want_stale).await,
+            Mode::Leases => self.get_buckets(keys, src, want_stale).await,
             Mode::Naive => self.get_naive(keys, src).await,
         }
     }
 
+    /// One lookup per bucket the keys fall in (a script touches one slot):
+    /// one round trip for a single key, and for a batch one per bucket it
+    /// touches (with the default single bucket, one).
+    async fn get_buckets<Src: Source>(
+        &self,
+        keys: &[String],
+        src: &Src,
+        want_stale: bool,
+    ) -> Result<(Vec<Fetched>, Option<Degraded>), Src::Error> {
+        let groups = by_bucket(&self.keys, keys);
+        if let [(bucket, _)] = groups.as_slice() {
+            return self.get_leases(*bucket, keys, src, want_stale).await;
+        }
+        let mut out: Vec<Option<Fetched>> = vec![None; keys.len()];
+        let mut degraded = None;
+        for (bucket, idx) in groups {
+            let names: Vec<String> = idx.iter().map(|&i| keys[i].clone()).collect();
+            let (fetched, d) = self.get_leases(bucket, &names, src, want_stale).await?;
+            for (i, f) in idx.into_iter().zip(fetched) {
+                out[i] = Some(f);
+            }
+            degraded = degraded.or(d);
+        }
+        let fetched = out.into_iter().map(|f| f.unwrap_or(Fetched { value: None, outcome: Outcome::Bypass })).collect();
+        Ok((fetched, degraded))
+    }
+
+    /// The lookup of keys that are all in `bucket`.
     async fn get_leases<Src: Source>(
         &self,
+        bucket: u32,
         keys: &[String],
         src: &Src,
         want_stale: bool,
@@ -227,7 +269,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         let mut backoff = 2;
         let mut degraded = None;
         while !pending.is_empty() {
-            let lookup = match self.lookup(&pending, keys, &token, want_stale).await {
+            let lookup = match self.lookup(bucket, &pending, keys, &token, want_stale).await {
                 Ok(l) => l,
                 Err(e) => {
                     // Redis is not usable: the source answers, the cache is left alone.
@@ -251,7 +293,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
                 }
             }
             if !mine.is_empty() || lookup.refresh_epoch {
-                self.load_and_fill(keys, src, &token, lookup.epoch, lookup.refresh_epoch, mine, &mut out).await?;
+                self.load_and_fill(bucket, keys, src, &token, lookup.epoch, lookup.refresh_epoch, mine, &mut out).await?;
             }
             if waiting.is_empty() {
                 break;
@@ -277,8 +319,8 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         [self.keys.value(key).into(), self.keys.lease(key).into(), self.keys.stale(key).into()]
     }
 
-    async fn lookup(&self, pending: &[usize], keys: &[String], token: &str, want_stale: bool) -> Result<Lookup, redis::Error> {
-        let mut k: Vec<Arg> = vec![self.keys.epoch().into(), self.keys.epoch_lease().into()];
+    async fn lookup(&self, bucket: u32, pending: &[usize], keys: &[String], token: &str, want_stale: bool) -> Result<Lookup, redis::Error> {
+        let mut k: Vec<Arg> = vec![self.keys.epoch(bucket).into(), self.keys.epoch_lease(bucket).into()];
         for &i in pending {
             k.extend(self.triple(&keys[i]));
         }
@@ -300,6 +342,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
     #[allow(clippy::too_many_arguments)]
     async fn load_and_fill<Src: Source>(
         &self,
+        bucket: u32,
         keys: &[String],
         src: &Src,
         token: &str,
@@ -331,7 +374,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
             self.sleep.sleep_ms(self.cfg.fill_delay_ms).await;
         }
 
-        let mut k: Vec<Arg> = vec![self.keys.epoch().into(), self.keys.epoch_lease().into()];
+        let mut k: Vec<Arg> = vec![self.keys.epoch(bucket).into(), self.keys.epoch_lease(bucket).into()];
         let mut args: Vec<Arg> = vec![token.into()];
         match db_epoch {
             Some((e, read_at)) => {
@@ -408,22 +451,31 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
                 return Ok((Invalidated::Bounded, Some(Degraded(first))));
             }
             self.sleep.sleep_ms(INVALIDATE_RETRY_MS.min(bound - elapsed)).await;
-            if self.invalidate_once(keys).await.is_ok() && self.raise_epoch(epoch).await.is_ok() {
+            if self.invalidate_once(keys).await.is_ok() && self.raise_epoch(keys, epoch).await.is_ok() {
                 return Ok((Invalidated::AfterOutage, Some(Degraded(first))));
             }
         }
     }
 
+    /// One script per bucket of `keys`.
     async fn invalidate_once(&self, keys: &[String]) -> Result<(), redis::Error> {
-        let k: Vec<Arg> = keys.iter().flat_map(|key| self.triple(key)).collect();
-        self.link.eval(&INVALIDATE, &k, &[self.cfg.stale_ms.into()]).await.map(|_| ())
+        for (_, idx) in by_bucket(&self.keys, keys) {
+            let k: Vec<Arg> = idx.iter().flat_map(|&i| self.triple(&keys[i])).collect();
+            self.link.eval(&INVALIDATE, &k, &[self.cfg.stale_ms.into()]).await?;
+        }
+        Ok(())
     }
 
-    /// Makes Redis take a (newer) epoch at once, through the fill script with no entries.
-    async fn raise_epoch(&self, epoch: i64) -> Result<(), redis::Error> {
-        let k: Vec<Arg> = vec![self.keys.epoch().into(), self.keys.epoch_lease().into()];
-        let args: Vec<Arg> = vec!["-".into(), epoch.into(), self.cfg.epoch_ms.into()];
-        self.link.eval(&FILL, &k, &args).await.map(|_| ())
+    /// Makes the buckets of `keys` take a (newer) epoch at once, through the
+    /// fill script with no entries. (The other buckets take it within
+    /// `epoch_ms`, which is all the write needs: none of their keys changed.)
+    async fn raise_epoch(&self, keys: &[String], epoch: i64) -> Result<(), redis::Error> {
+        for (bucket, _) in by_bucket(&self.keys, keys) {
+            let k: Vec<Arg> = vec![self.keys.epoch(bucket).into(), self.keys.epoch_lease(bucket).into()];
+            let args: Vec<Arg> = vec!["-".into(), epoch.into(), self.cfg.epoch_ms.into()];
+            self.link.eval(&FILL, &k, &args).await?;
+        }
+        Ok(())
     }
 }
 

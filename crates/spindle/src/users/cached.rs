@@ -1,5 +1,5 @@
 //! Users through `spindle::cache`: the full record (never password
-//! material) cached under `spindle:cache:{users:<id>}`, loaded from the
+//! material) cached under `spindle:cache:{users:<bucket>}:<id>`, loaded from the
 //! [`UserStore`] on a miss, invalidated after every committed update.
 //! Requesters are filtered afterwards ([`super::view`]): the cache holds one
 //! copy per user, whoever asks.
@@ -94,7 +94,7 @@ pub struct CachedUsers<'a, L: Link, S: UserStore, W: Sleep> {
 
 impl<'a, L: Link, S: UserStore, W: Sleep> CachedUsers<'a, L, S, W> {
     pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a W, cfg: CacheConfig, store: &'a S) -> Self {
-        CachedUsers { cache: Cache::new(link, clock, rng, sleep, CacheKeys::new(DEFAULT_PREFIX, NAMESPACE), cfg), store }
+        CachedUsers { cache: Cache::new(link, clock, rng, sleep, CacheKeys::new(DEFAULT_PREFIX, NAMESPACE).with_buckets(cfg.buckets), cfg), store }
     }
 
     pub fn cache(&self) -> &Cache<'a, L, W> {
