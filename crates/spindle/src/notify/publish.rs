@@ -6,6 +6,12 @@
 //! round trip and a denied publish never reaches the stream. A replayed
 //! idempotency key is answered before the limiter runs, so retries cost no
 //! budget.
+//!
+//! Redis Cluster (`rate_limit_keys=cluster`): the limiter's keys are in the
+//! caller's slot and the stream in the topic's, so the steps run apart: a
+//! GET of the idempotency key (only with one), the limiter, then the
+//! publish script with a limiter that allows. A denied publish still never
+//! reaches the stream; a replay that races its original is refunded.
 
 use super::json::Json;
 use super::{keys, socketio, Caller, Error, NotifyConfig, Topic};
@@ -14,7 +20,8 @@ use crate::http::Request;
 use crate::ratelimit::{
     self, Algorithm, Decision, Limited, RateLimiter, Throttle,
 };
-use crate::redis::{Arg, Link, Script};
+use crate::keys::ratelimit::KeyMode;
+use crate::redis::{Arg, Cmd, Link, Script};
 use crate::date::to_iso;
 use serde::Deserialize;
 
@@ -38,6 +45,9 @@ crate::scripts! {
         ("notify/publish_sliding_window", with_limiter!("local RL_KEYS, RL_ARGS = 2, 4\n", "../ratelimit/sliding_window.lua"));
     pub PUBLISH_TOKEN_BUCKET =
         ("notify/publish_token_bucket", with_limiter!("local RL_KEYS, RL_ARGS = 1, 5\n", "../ratelimit/token_bucket.lua"));
+    /// The publish script after a limiter that ran as its own step (cluster).
+    pub PUBLISH_LIMITED_APART =
+        ("notify/publish_limited_apart", with_limiter!("local RL_KEYS, RL_ARGS = 0, 4\n", "publish_allow.lua"));
 }
 
 fn script(alg: &Algorithm) -> &'static Script {
@@ -156,24 +166,46 @@ pub async fn publish(
     let now = clock.now_ms();
     let who = caller.identity();
     let policy = &throttle.policy;
-    let limiter_keys = RateLimiter::new(link, clock, &throttle.keyspace).keys(policy, &who, now);
-    let mut keys: Vec<Arg> = limiter_keys.into_iter().map(Arg::from).collect();
+    let limiter = RateLimiter::new(link, clock, &throttle.keyspace);
+    let apart = throttle.keyspace.mode() == KeyMode::Cluster;
+    let idem_key = p.idempotency_key.as_ref().map(|k| keys::idempotency(&p.topic, &who.identifier(), k));
+    let data = p.data.to_text();
+    let fingerprint = p.fingerprint(&data);
+    let mut keys: Vec<Arg> = Vec::new();
+    let mut apart_decision = None;
+    if apart {
+        if let Some(k) = &idem_key {
+            if let Some(seen) = link.exec(&Cmd::new("GET").arg(k)).await?.opt_bytes()? {
+                return replayed(p, &String::from_utf8_lossy(&seen), &fingerprint);
+            }
+        }
+        let d = limiter.limit(policy, &who, 1).await.map_err(|e| match e {
+            ratelimit::Error::Redis(e) => Error::Redis(e),
+            other => Error::Invalid(other.to_string()),
+        })?;
+        if !d.allowed {
+            return Err(Error::Problem(ratelimit::denied(policy, &d)));
+        }
+        apart_decision = Some(d);
+    } else {
+        keys.extend(limiter.keys(policy, &who, now).into_iter().map(Arg::from));
+    }
     keys.push(keys::stream(&p.topic).into());
     keys.push(keys::topic_webhooks(&p.topic).into());
-    if let Some(k) = &p.idempotency_key {
-        keys.push(keys::idempotency(&p.topic, &who.identifier(), k).into());
+    if let Some(k) = &idem_key {
+        keys.push(k.into());
     }
 
     // The limiter's ARGV (see ratelimit's scripts): capacity, period, now, cost[, refill].
-    let mut args: Vec<Arg> = match policy.algorithm {
-        Algorithm::FixedWindow { limit, window_ms } | Algorithm::SlidingWindow { limit, window_ms } => {
+    let mut args: Vec<Arg> = match (apart, policy.algorithm) {
+        (true, _) => vec![0i64.into(), 0i64.into(), now.into(), 1i64.into()],
+        (false, Algorithm::FixedWindow { limit, window_ms } | Algorithm::SlidingWindow { limit, window_ms }) => {
             vec![limit.into(), window_ms.into(), now.into(), 1i64.into()]
         }
-        Algorithm::TokenBucket { refill, interval_ms, max } => {
+        (false, Algorithm::TokenBucket { refill, interval_ms, max }) => {
             vec![max.into(), interval_ms.into(), now.into(), 1i64.into(), refill.into()]
         }
     };
-    let data = p.data.to_text();
     let published_at = to_iso(now);
     let rest = format!(
         "\"topic\":{},\"event\":{},\"data\":{data},\"published_at\":{}}}",
@@ -192,7 +224,7 @@ pub async fn publish(
         Arg::from(cfg.stream_maxlen),
         cfg.retention_ms.into(),
         cfg.idempotency_ttl_ms.into(),
-        p.fingerprint(&data).into(),
+        fingerprint.as_str().into(),
         p.event.as_str().into(),
         data.into(),
         keys::channel(&p.topic).into(),
@@ -203,11 +235,16 @@ pub async fn publish(
         sio_hex.into(),
     ]);
 
-    let reply = link.eval(script(&policy.algorithm), &keys, &args).await?;
+    let script = if apart { &PUBLISH_LIMITED_APART } else { script(&policy.algorithm) };
+    let reply = link.eval(script, &keys, &args).await?;
     let (allowed, limit, remaining, reset_ms, retry_after_ms, status, id): (bool, u64, u64, u64, u64, i64, Option<String>) =
         reply.parse("the publish script")?;
     let id = id.unwrap_or_default();
-    let decision = Decision { allowed, limit, remaining, reset_ms, retry_after_ms, now_ms: now };
+    let decision = apart_decision.unwrap_or(Decision { allowed, limit, remaining, reset_ms, retry_after_ms, now_ms: now });
+    if apart && status != 1 {
+        // A replay that raced its original: give the unit back (best effort).
+        let _ = limiter.limit(policy, &who, -1).await;
+    }
     if !decision.allowed {
         return Err(Error::Problem(ratelimit::denied(policy, &decision)));
     }
@@ -224,6 +261,20 @@ pub async fn publish(
             "this idempotency_key already published event {id} with a different event, data or socketio_room"
         ))),
         n => Err(Error::Redis(crate::redis::Error::Protocol(format!("publish answered status {n}")))),
+    }
+}
+
+/// The answer to a publish whose idempotency key is already stored as
+/// `<id> <fingerprint>`: the original's id, or 409 for another publish.
+fn replayed(p: &Publish, seen: &str, fingerprint: &str) -> Result<Published, Error> {
+    match seen.split_once(' ') {
+        Some((id, fp)) if fp == fingerprint => {
+            Ok(Published { id: id.to_owned(), topic: p.topic.clone(), duplicate: true, limited: Limited { decision: None, headers: Vec::new() } })
+        }
+        Some((id, _)) => Err(Error::Conflict(format!(
+            "this idempotency_key already published event {id} with a different event, data or socketio_room"
+        ))),
+        None => Err(Error::Redis(crate::redis::Error::Protocol(format!("an idempotency record {seen:?}")))),
     }
 }
 
@@ -270,6 +321,17 @@ mod tests {
         }
         let small = NotifyConfig { max_body_bytes: 10, ..cfg };
         assert_eq!(Publish::from_request(&req(r#"{"topic":"t","event":"e"}"#), &small), Err(Error::TooLarge(10)));
+    }
+
+    #[test]
+    fn a_stored_idempotency_record_replays_or_conflicts() {
+        let cfg = NotifyConfig::default();
+        let p = Publish::from_request(&req(r#"{"topic":"t","event":"e","data":1}"#), &cfg).unwrap();
+        let fp = p.fingerprint(&p.data.to_text());
+        let r = replayed(&p, &format!("1700000000000-0 {fp}"), &fp).unwrap();
+        assert!(r.duplicate && r.id == "1700000000000-0" && r.limited.decision.is_none());
+        assert!(matches!(replayed(&p, "1700000000000-0 other", &fp), Err(Error::Conflict(_))));
+        assert!(matches!(replayed(&p, "garbage", &fp), Err(Error::Redis(_))));
     }
 
     #[test]
