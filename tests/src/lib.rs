@@ -395,10 +395,16 @@ impl Gateway {
 
     /// In front of a Redis Cluster (`--cluster`, every node a seed).
     pub fn start_cluster(cluster: &Cluster) -> Gateway {
+        Gateway::start_cluster_with(cluster, &[])
+    }
+
+    /// [`Gateway::start_cluster`], with more flags (its pool, its queue).
+    pub fn start_cluster_with(cluster: &Cluster, flags: &[&str]) -> Gateway {
         let mut args = vec!["--cluster".to_string()];
-        for port in &cluster.ports {
-            args.extend(["--redis".to_string(), format!("redis://127.0.0.1:{port}")]);
+        for seed in cluster.seeds() {
+            args.extend(["--redis".to_string(), seed]);
         }
+        args.extend(flags.iter().map(|f| f.to_string()));
         Gateway::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
@@ -439,78 +445,12 @@ impl Drop for Gateway {
 
 /// A 3-master, 3-replica Redis Cluster on loopback (`--cluster-enabled yes`
 /// on six free ports, joined by `redis-cli --cluster create … --cluster-replicas 1`),
-/// ready when every node says `cluster_state:ok`; torn down on drop. The
-/// gateway's own tests drive failovers; here it is where the library's
-/// scripts must keep every key of a call in one slot.
-pub struct Cluster {
-    pub ports: Vec<u16>,
-    children: Vec<Child>,
-    _dir: TempDir,
-}
-
-impl Cluster {
-    pub fn start() -> Cluster {
-        let dir = TempDir::new();
-        let mut ports: Vec<u16> = Vec::new();
-        while ports.len() < 12 {
-            let p = free_port();
-            if !ports.contains(&p) {
-                ports.push(p);
-            }
-        }
-        let buses = ports.split_off(6);
-        let children = ports
-            .iter()
-            .zip(&buses)
-            .map(|(port, bus)| {
-                Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-                    .args(["--cluster-port", &bus.to_string(), "--cluster-node-timeout", "1000"])
-                    .arg("--cluster-config-file")
-                    .arg(dir.0.join(format!("nodes-{port}.conf")))
-                    .arg("--dir")
-                    .arg(&dir.0)
-                    .args(["--save", "", "--appendonly", "no"])
-                    .stdout(append_log_file(&format!("cluster-{port}")))
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server must be installed (scripts/test.sh installs it)")
-            })
-            .collect();
-        let cluster = Cluster { ports, children, _dir: dir };
-        for port in &cluster.ports {
-            wait_for_port(*port, "cluster node");
-        }
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()
-            .expect("redis-cli must be installed");
-        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for port in &cluster.ports {
-            loop {
-                let info = Command::new("redis-cli").args(["-p", &port.to_string(), "CLUSTER", "INFO"]).output().unwrap();
-                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "cluster node {port} never said cluster_state:ok");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        cluster
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+/// with a node timeout of 1 s; torn down on drop. The same file the
+/// gateway's own suites start theirs with, so a test here can find a key's
+/// master, wait for its replicas and crash it as those do.
+#[path = "../../crates/rest-gateway/tests/support/cluster.rs"]
+mod cluster;
+pub use cluster::{cli as redis_cli, Cluster, NODE_TIMEOUT_MS};
 
 /// The Upstash REST protocol natively (reqwest and the library's own codec,
 /// `spindle::redis::rest`): the library's functions through a gateway, as a
