@@ -541,7 +541,7 @@ impl Backend {
     pub fn worker(&self, extra: &[(&'static str, String)]) -> Worker {
         let mut variables = vec![("redis_host", self.redis.authority())];
         variables.extend(extra.iter().cloned());
-        Worker::start(&self.redis, variables)
+        Worker::start(self.redis.port, variables)
     }
 
     /// Stops Redis (the gateway, if any, stays up and answers 503).
@@ -585,7 +585,9 @@ struct WorkerState {
 impl Worker {
     pub const RESTART_DELAY: Duration = Duration::from_millis(500);
 
-    fn start(redis: &Redis, variables: Vec<(&'static str, String)>) -> Worker {
+    /// spin-worker.toml with `variables`, supervised; ready once its trigger
+    /// is subscribed on the Redis (or cluster node) listening on `port`.
+    pub fn start(port: u16, variables: Vec<(&'static str, String)>) -> Worker {
         use std::sync::atomic::Ordering;
         let variables: Vec<(&'static str, String)> = variables;
         let shared = std::sync::Arc::new(std::sync::Mutex::new(WorkerState::default()));
@@ -619,19 +621,25 @@ impl Worker {
             }
         });
         let w = Worker { shared, stop, thread: Some(thread) };
-        w.wait_subscribed(redis, Duration::from_secs(30));
+        w.wait_subscribed_on(port, Duration::from_secs(30));
         w
     }
 
     /// Waits until the worker's trigger is subscribed (`PUBSUB NUMSUB`),
     /// which is the same signal on Spin and the runner.
     pub fn wait_subscribed(&self, redis: &Redis, within: Duration) {
+        self.wait_subscribed_on(redis.port, within)
+    }
+
+    /// [`Worker::wait_subscribed`], on the Redis listening on `port`.
+    pub fn wait_subscribed_on(&self, port: u16, within: Duration) {
         let deadline = Instant::now() + within;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
         loop {
             let subs = redis::cmd("PUBSUB")
                 .arg("NUMSUB")
                 .arg(WORKER_CHANNEL)
-                .query::<(String, u64)>(&mut redis.client().get_connection().unwrap())
+                .query::<(String, u64)>(&mut client.get_connection().unwrap())
                 .map(|(_, n)| n)
                 .unwrap_or(0);
             if subs > 0 {
