@@ -8,13 +8,16 @@
 //!   reads, that the cache was used;
 //! - a master crash under load: errors, time to recover, acknowledged
 //!   writes lost (printed; the bounds asserted);
-//! - the gateway saturated: bounded 503s, nothing hangs.
-//!
-//! Not here: webhooks. Their registry and the worker's claim still span the
-//! topics' slots (docs/redis.md#redis-cluster).
+//! - the gateway saturated: bounded 503s, nothing hangs;
+//! - webhooks in their cluster layout, the worker's commands through the
+//!   gateway and its trigger on a node.
 
 use serde_json::{json, Value};
 use spindle_e2e::*;
+
+#[path = "support/receiver.rs"]
+mod receiver;
+use receiver::{verify, Receiver};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -434,4 +437,136 @@ async fn a_saturated_gateway_is_a_bounded_503() {
         HostKind::current().name(),
         slowest.as_millis()
     );
+}
+
+/// Webhooks in the cluster layout (`rate_limit_keys=cluster` in both apps):
+/// the worker's trigger subscribed on one node (pub/sub spans the cluster),
+/// its commands over REST through the gateway. Two topics on two masters:
+/// deliveries are signed and made, a failing receiver is retried (after a
+/// redrive) and dead-lettered to its owner, a deleted webhook gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_work_on_a_cluster() {
+    let cluster = Cluster::start();
+    let gateway = Gateway::start_cluster(&cluster);
+    let rx = Receiver::start().await;
+    let local = "http://127.0.0.1:*".to_string();
+    let (rt, _db) = app(&gateway, &[("notify_webhook_allow", local.clone())]);
+    let masters = cluster.masters();
+    let worker = Worker::start(
+        masters[2],
+        vec![
+            ("redis_host", format!("127.0.0.1:{}", masters[2])),
+            ("redis_commands_scheme", "http".into()),
+            ("redis_commands_host", gateway.authority()),
+            ("redis_token", gateway.token.clone()),
+            ("rate_limit_keys", "cluster".into()),
+            ("webhook_origin", local.clone()),
+            ("notify_webhook_allow", local),
+            ("notify_webhook_max_attempts", "2".into()),
+            ("notify_webhook_backoff", "10ms".into()),
+        ],
+    );
+    let h = http();
+    let creds = json!({ "username": "hooks", "password": PASSWORD });
+    assert_eq!(send(h.post(rt.url("/auth/register")).json(&creds)).await.status, 201);
+    let c = send(h.post(rt.url("/auth/login")).json(&creds)).await.cookie();
+
+    let topic_on = |m: u16| (0..).map(|i| format!("orders-{i}")).find(|t| cluster.master_of(&format!("{{{t}}}")) == m).unwrap();
+    let (good, bad) = (topic_on(masters[0]), topic_on(masters[1]));
+    let create = |topic: &str, url: String| send(cookie(h.post(rt.url("/notify/webhooks")), &c).json(&json!({ "topic": topic, "url": url })));
+    let ok_hook = create(&good, rx.url("/ok")).await;
+    assert_eq!(ok_hook.status, 201, "{:?}", ok_hook.body);
+    let failing = create(&bad, rx.url("/fail")).await;
+    assert_eq!(failing.status, 201, "{:?}", failing.body);
+    let list = send(cookie(h.get(rt.url("/notify/webhooks")), &c)).await;
+    assert_eq!(list.body["webhooks"].as_array().map(Vec::len), Some(2), "{:?}", list.body);
+
+    let publish = |topic: String, n: u64| send(cookie(h.post(rt.url("/notify/publish")), &c).json(&json!({ "topic": topic, "event": "paid", "data": n })));
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = publish(good.clone(), n).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(publish(bad.clone(), 9).await.status, 201);
+
+    // Delivered, signed, each event once.
+    let hits = rx.wait_for("/ok", 3, Duration::from_secs(20)).await;
+    let secret = ok_hook.body["secret"].as_str().unwrap();
+    let mut got: Vec<String> = hits.iter().map(|hit| hit.json()["id"].as_str().unwrap().to_owned()).collect();
+    got.sort();
+    assert_eq!(got, ids, "{}", worker.log());
+    assert!(hits.iter().all(|hit| verify(secret, hit)), "bad signature");
+
+    // The failing receiver: its first attempt, then (a redrive ticks the
+    // worker, which re-drives every topic's due retries) the last, then a
+    // dead letter for its owner.
+    assert_eq!(rx.wait_for("/fail", 1, Duration::from_secs(20)).await.len(), 1, "{}", worker.log());
+    let mut letters = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = send(cookie(h.post(rt.url("/notify/webhooks/redrive")), &c)).await;
+        assert!(r.status == 202 || r.status == 429, "{:?}", r.body);
+        let dl = send(cookie(h.get(rt.url("/notify/webhooks/dead-letters")), &c)).await;
+        letters = dl.body["dead_letters"].as_array().cloned().unwrap_or_default();
+        if !letters.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(letters.len(), 1, "{}", worker.log());
+    assert_eq!((letters[0]["topic"].as_str(), letters[0]["attempts"].as_i64(), letters[0]["last_status"].as_i64()), (Some(bad.as_str()), Some(2), Some(500)));
+    assert_eq!(rx.hits("/fail").len(), 2);
+
+    // Deleted: listed no more, and its topic's next event goes nowhere.
+    let id = ok_hook.body["id"].as_str().unwrap();
+    assert_eq!(send(cookie(h.delete(rt.url(&format!("/notify/webhooks/{id}"))), &c)).await.status, 204);
+    assert_eq!(send(cookie(h.delete(rt.url(&format!("/notify/webhooks/{id}"))), &c)).await.status, 404);
+    let list = send(cookie(h.get(rt.url("/notify/webhooks")), &c)).await;
+    assert_eq!(list.body["webhooks"].as_array().map(Vec::len), Some(1), "{:?}", list.body);
+    assert_eq!(publish(good.clone(), 4).await.status, 201);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.hits("/ok").len(), 3, "a deleted webhook was delivered to");
+    let logs = format!("{}{}", rt.log(), worker.log());
+    assert!(!logs.contains("CROSSSLOT") && !logs.contains("MOVED"), "a script crossed slots:\n{logs}");
+}
+
+/// The webhook limits hold in the cluster layout, where the owner's cap and
+/// the topic's are checked in two slots: 25 per owner, 100 per topic, and a
+/// registration the topic refuses leaves nothing in the owner's list.
+#[tokio::test]
+async fn webhook_limits_hold_on_a_cluster() {
+    let cluster = Cluster::start();
+    let gateway = Gateway::start_cluster(&cluster);
+    let (rt, _db) = app(&gateway, &[("notify_webhook_allow", "http://127.0.0.1:*".into()), ("register_rate_limit", "fixed_window 100/60s".into())]);
+    let h = http();
+    let mut cookies = Vec::new();
+    for i in 0..5 {
+        let creds = json!({ "username": format!("owner{i}"), "password": PASSWORD });
+        assert_eq!(send(h.post(rt.url("/auth/register")).json(&creds)).await.status, 201);
+        cookies.push(send(h.post(rt.url("/auth/login")).json(&creds)).await.cookie());
+    }
+    let create = |c: &str, topic: String| send(cookie(h.post(rt.url("/notify/webhooks")), c).json(&json!({ "topic": topic, "url": "http://127.0.0.1:9/hook" })));
+    let count = |c: String| {
+        let rb = cookie(h.get(rt.url("/notify/webhooks")), &c);
+        async move { send(rb).await.body["webhooks"].as_array().map(Vec::len) }
+    };
+    // Four owners fill one topic, 25 each.
+    for c in &cookies[..4] {
+        for _ in 0..25 {
+            let r = create(c, "full".into()).await;
+            assert_eq!(r.status, 201, "{:?}", r.body);
+        }
+    }
+    let r = create(&cookies[0], "elsewhere".into()).await;
+    assert_eq!((r.status, r.body["detail"].as_str()), (409, Some("at most 25 webhooks per owner")), "{:?}", r.body);
+    let r = create(&cookies[4], "full".into()).await;
+    assert_eq!((r.status, r.body["detail"].as_str()), (409, Some("at most 100 webhooks per topic")), "{:?}", r.body);
+    assert_eq!(count(cookies[4].clone()).await, Some(0), "the refused registration left an entry");
+    assert_eq!(count(cookies[0].clone()).await, Some(25));
+    // The fifth owner can still register elsewhere, and a deletion makes room.
+    assert_eq!(create(&cookies[4], "elsewhere".into()).await.status, 201);
+    let first = send(cookie(h.get(rt.url("/notify/webhooks")), &cookies[1])).await.body["webhooks"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(send(cookie(h.delete(rt.url(&format!("/notify/webhooks/{first}"))), &cookies[1])).await.status, 204);
+    assert_eq!(create(&cookies[4], "full".into()).await.status, 201);
+    assert!(!rt.log().contains("CROSSSLOT"), "{}", rt.log());
 }

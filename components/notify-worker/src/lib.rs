@@ -19,7 +19,7 @@ use spindle::spin::{SpinLink, SpinVars};
 async fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
     let vars = SpinVars::default();
     let cfg = WebhookConfig::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let redis = RedisConfig::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let redis = RedisConfig::worker_from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let link = SpinLink::new(&redis);
     let kick = Kick::parse(&message);
     match webhooks::run(&link, &SystemClock, &OsRng, &HttpDeliver, &cfg, &kick).await {

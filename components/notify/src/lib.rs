@@ -133,21 +133,24 @@ async fn webhook_create(cx: Cx) -> Result<Response, Problem> {
     config(&cx)?;
     let allow = webhooks::allow_list(cx.vars())?;
     let caller = cx.authenticated_caller(true).await?;
-    let hook = webhooks::create(cx.link()?, cx.clock(), cx.rng(), &allow, &caller, &cx.req).await?;
+    let layout = webhooks::Layout::from_vars(cx.vars())?;
+    let hook = webhooks::create(cx.link()?, cx.clock(), cx.rng(), &allow, layout, &caller, &cx.req).await?;
     Ok(caller.apply(json(201, hook.to_json(true).to_string())))
 }
 
 async fn webhook_list(cx: Cx) -> Result<Response, Problem> {
     config(&cx)?;
+    let layout = webhooks::Layout::from_vars(cx.vars())?;
     let caller = cx.authenticated_caller(false).await?;
-    let hooks: Vec<_> = webhooks::list(cx.link()?, &caller).await?.iter().map(|w| w.to_json(false)).collect();
+    let hooks: Vec<_> = webhooks::list(cx.link()?, layout, &caller).await?.iter().map(|w| w.to_json(false)).collect();
     Ok(caller.apply(json(200, serde_json::json!({ "webhooks": hooks }).to_string())))
 }
 
 async fn webhook_delete(cx: Cx) -> Result<Response, Problem> {
     config(&cx)?;
+    let layout = webhooks::Layout::from_vars(cx.vars())?;
     let caller = cx.authenticated_caller(true).await?;
-    if webhooks::delete(cx.link()?, &caller, cx.param("id")).await? {
+    if webhooks::delete(cx.link()?, layout, &caller, cx.param("id")).await? {
         Ok(caller.apply(Response::empty(204).with_header("cache-control", "no-store")))
     } else {
         Err(Problem::new(404, "not-found", "Not Found", "you have no webhook by that id"))

@@ -225,6 +225,43 @@ impl RedisConfig {
     }
 }
 
+impl RedisConfig {
+    /// The webhook worker's commands (spin-worker.toml). By default
+    /// (`redis_commands_scheme` `redis`, or `rediss`) they go where its Redis
+    /// trigger listens (`redis_*`, over RESP: the trigger has no REST mode). With `redis_commands_scheme` `http` or `https` they go
+    /// over REST to `redis_commands_host` with `redis_token`, e.g. through
+    /// `spindle-rest-gateway --cluster` on Redis Cluster, while the trigger
+    /// stays subscribed on a node (pub/sub spans a cluster).
+    pub fn worker_from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
+        struct Commands<'a, V>(&'a V);
+        impl<V: Vars> Vars for Commands<'_, V> {
+            fn get(&self, name: &str) -> Option<String> {
+                match name {
+                    "redis_scheme" => self.0.get("redis_commands_scheme"),
+                    "redis_host" => self.0.get("redis_commands_host"),
+                    other => self.0.get(other),
+                }
+            }
+        }
+        let c = Config::new(vars);
+        let rest = c.choice("redis_commands_scheme", false, &[("redis", false), ("rediss", false), ("http", true), ("https", true)])?;
+        if !rest {
+            return RedisConfig::from_vars(vars);
+        }
+        RedisConfig::from_vars(&Commands(vars)).map_err(|mut e| {
+            let renamed = match e.var.as_str() {
+                "redis_scheme" => Some("redis_commands_scheme"),
+                "redis_host" => Some("redis_commands_host"),
+                _ => None,
+            };
+            if let Some(name) = renamed {
+                e.var = name.into();
+            }
+            e
+        })
+    }
+}
+
 /// `host:port`, with a port: Spin's `allowed_outbound_hosts` needs one for
 /// `tcp://{{ redis_host }}`.
 fn check_host(host: &str) -> Result<(), String> {
@@ -272,6 +309,15 @@ mod tests {
         assert_eq!((c.url(), c.transport, c.socket_addr()), ("https://x.upstash.io:443".to_string(), Transport::Rest, None));
         assert!(RedisConfig::from_vars(&vars(&[("redis_scheme", "https")])).is_err());
         assert!(RedisConfig::from_vars(&vars(&[("redis_scheme", "memcached")])).is_err());
+        // The worker: the trigger's Redis by default, REST when asked.
+        let w = RedisConfig::worker_from_vars(&vars(&[("redis_host", "10.0.0.5:6379"), ("redis_commands_host", "gw:8079")])).unwrap();
+        assert_eq!((w.transport, w.host.as_str()), (Transport::Tcp, "10.0.0.5:6379"));
+        let w = RedisConfig::worker_from_vars(&vars(&[("redis_commands_scheme", "http"), ("redis_commands_host", "gw:8079"), ("redis_token", "t")])).unwrap();
+        assert_eq!((w.transport, w.url()), (Transport::Rest, "http://gw:8079".to_string()));
+        let e = RedisConfig::worker_from_vars(&vars(&[("redis_commands_scheme", "http"), ("redis_commands_host", "nope"), ("redis_token", "t")])).unwrap_err();
+        assert_eq!(e.var, "redis_commands_host");
+        assert_eq!(RedisConfig::worker_from_vars(&vars(&[("redis_commands_scheme", "ftp")])).unwrap_err().var, "redis_commands_scheme");
+        assert_eq!(RedisConfig::worker_from_vars(&vars(&[("redis_commands_scheme", "https")])).unwrap_err().var, "redis_token");
         assert!(RedisConfig::from_vars(&vars(&[("redis_timeout_ms", "0")])).is_err());
     }
 

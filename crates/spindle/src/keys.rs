@@ -265,6 +265,40 @@ pub mod notify {
         format!("{PREFIX}:topic:{t}")
     }
 
+    /// Under `rate_limit_keys=cluster` a topic's webhook registry and its
+    /// deliveries live under its tag, beside its stream, so that every
+    /// webhook script touches one slot: hash webhook id → registry value.
+    pub fn topic_registry(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:webhook-defs")
+    }
+
+    /// The topic's own `deliveries:due` (cluster layout).
+    pub fn topic_due(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:deliveries:due")
+    }
+
+    /// The topic's own `deliveries:pending` (cluster layout).
+    pub fn topic_pending(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:deliveries:pending")
+    }
+
+    /// The topic's own `deliveries:owners`: each owner's deliveries pending
+    /// on this topic (cluster layout).
+    pub fn topic_owner_pending(t: &Topic) -> String {
+        format!("{PREFIX}:{{{t}}}:deliveries:owners")
+    }
+
+    /// Hash webhook id → registry value: the owner's webhooks with their
+    /// definitions, so listing them reads one key (cluster layout).
+    pub fn owner_webhook_defs(owner: &str) -> String {
+        format!("{PREFIX}:owner:{owner}:webhook-defs")
+    }
+
+    /// Zset topic → when a webhook was last registered on it (ms): the
+    /// topics a tick catches up (cluster layout; a tick drops a topic with
+    /// no webhooks and nothing due once its entry is old).
+    pub const WEBHOOK_TOPICS_BY_TIME: &str = "spindle:notify:webhook-topics-by-time";
+
     /// `owner` is an [`Identity::identifier`](crate::ratelimit::Identity::identifier): escaped already.
     pub fn owner_webhooks(owner: &str) -> String {
         format!("{PREFIX}:owner:{owner}:webhooks")
@@ -364,7 +398,8 @@ mod tests {
         assert!(session::in_user_slot("{42}abc", 42));
         assert!(!session::in_user_slot("{421}abc", 42) && !session::in_user_slot("abc{42}", 42));
         let t = crate::notify::Topic::parse("chat:lobby").unwrap();
-        for k in [notify::stream(&t), notify::presence(&t), notify::topic_webhooks(&t), notify::webhook_cursor(&t)] {
+        let cluster_layout = [notify::topic_registry(&t), notify::topic_due(&t), notify::topic_pending(&t), notify::topic_owner_pending(&t)];
+        for k in [notify::stream(&t), notify::presence(&t), notify::topic_webhooks(&t), notify::webhook_cursor(&t)].into_iter().chain(cluster_layout) {
             assert!(k.starts_with("spindle:notify:{chat:lobby}:"), "{k}");
         }
         let a = notify::idempotency(&t, "user:1", "k");

@@ -5,11 +5,15 @@
 -- only while the record is still at the claimed attempt (a slower worker
 -- whose lease ran out must not undo a newer claim). A forgotten record
 -- leaves its owner's pending count.
--- KEYS  [1] due zset, [2] pending hash, [3] pending counts (owner → n), then dead-letter streams
+-- KEYS  [1] due zset, [2] pending hash, [3] pending counts (owner → n), then
+--       dead-letter streams (none in the cluster layout, where they are in
+--       their owners' slots: dead-letter key index 0, and the worker writes
+--       the dead letters whose outcome applied as a step of its own)
 -- ARGV  dead-letter MAXLEN, dead-letter TTL ms, then per delivery:
 --       id, attempt, outcome (ok | retry | dead | dropped), due ms, dead-letter key index, dead-letter JSON
--- Returns {deliveries settled}
-local n = 0
+-- Returns {deliveries settled, then per delivery 1 if its outcome applied
+--         (a dead or dropped one's dead letter is due) else 0}
+local n, applied = 0, {}
 local function dead_letter(i)
   local dead = KEYS[tonumber(ARGV[i + 4]) or 0]
   if dead then
@@ -29,6 +33,7 @@ for i = 3, #ARGV - 5, 6 do
   local id, attempt, outcome = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local rec = redis.call('HGET', KEYS[2], id)
   local current = rec and string.match(rec, '^(%d+)\n')
+  local before = n
   if outcome == 'dropped' then
     dead_letter(i)
     n = n + 1
@@ -47,5 +52,8 @@ for i = 3, #ARGV - 5, 6 do
       n = n + 1
     end
   end
+  applied[#applied + 1] = n - before
 end
-return {n}
+local out = {n}
+for _, a in ipairs(applied) do out[#out + 1] = a end
+return out

@@ -28,6 +28,13 @@
 //! spindle:notify:deliveries:pending              hash delivery id → "<attempt>\n<webhook id>\n<owner>\n<topic>\n<event id>"
 //! spindle:notify:deliveries:owners               hash owner → its deliveries pending
 //! spindle:notify:readers:<owner>                 zset lease token → lease end (ms): open polls and streams
+//! cluster layout of webhooks (rate_limit_keys=cluster), instead of the registry, deliveries and owner sets above:
+//! spindle:notify:{<topic>}:webhook-defs          hash webhook id → registry value (the topic's webhooks)
+//! spindle:notify:{<topic>}:deliveries:due        zset, as deliveries:due, the topic's only
+//! spindle:notify:{<topic>}:deliveries:pending    hash, as deliveries:pending, the topic's only
+//! spindle:notify:{<topic>}:deliveries:owners     hash owner → its deliveries pending on the topic
+//! spindle:notify:owner:<owner>:webhook-defs      hash webhook id → registry value (the owner's webhooks)
+//! spindle:notify:webhook-topics-by-time          zset topic → last registration (ms): the topics a tick catches up
 //! channels: spindle:notify:topic:<topic> (event JSON), spindle:notify:deliver (the worker's trigger),
 //!           socket.io#/#<room># (Socket.IO emitter packets)
 //! ```

@@ -31,6 +31,10 @@
 //! out: the delivery is due again and retried (at-least-once; receivers
 //! dedupe by `webhook-id`).
 //!
+//! These are the single-node layout's keys; under `rate_limit_keys=cluster`
+//! each topic has its own registry and delivery keys in its slot, and the
+//! pass runs per topic ([`Layout`]).
+//!
 //! **What drives retries.** A publish on a topic with webhooks PUBLISHes the
 //! topic to `spindle:notify:deliver`; every pass also re-drives all due
 //! retries of every topic. When traffic is idle nothing arrives, so
@@ -53,11 +57,46 @@ use crate::env::Rng;
 use super::Error;
 
 crate::scripts! {
-    CREATE = ("notify/webhook_create", include_str!("../webhook_create.lua"));
+    CREATE = ("notify/webhook_create", concat!(include_str!("../webhook_topic.lua"), include_str!("../webhook_create.lua")));
     LIST = ("notify/webhook_list", include_str!("../webhook_list.lua"));
     DELETE = ("notify/webhook_delete", include_str!("../webhook_delete.lua"));
     CLAIM = ("notify/delivery_claim", include_str!("../delivery_claim.lua"));
     SETTLE = ("notify/delivery_settle", include_str!("../delivery_settle.lua"));
+    RESERVE = ("notify/webhook_reserve", include_str!("../webhook_reserve.lua"));
+    ADD = ("notify/webhook_add", concat!(include_str!("../webhook_topic.lua"), include_str!("../webhook_add.lua")));
+    REMOVE = ("notify/webhook_remove", include_str!("../webhook_remove.lua"));
+    DEAD_LETTER = ("notify/dead_letter_add", include_str!("../dead_letter_add.lua"));
+    PRUNE_TOPIC = ("notify/webhook_topic_prune", include_str!("../webhook_topic_prune.lua"));
+}
+
+/// Where webhook registrations and deliveries live.
+///
+/// - `Node` (the default): one registry and one set of delivery keys for
+///   every topic; a claim covers every kicked topic and every due delivery
+///   in one script. The scripts reach keys of several slots, so this needs
+///   one Redis node (or Upstash).
+/// - `Cluster` (`rate_limit_keys=cluster`, in both manifests): each topic
+///   keeps its registry and deliveries under its `{topic}` tag, the owner a
+///   copy of its definitions; every script touches one slot, and what spans
+///   slots (a registration, a deletion, dead letters) runs as steps that are
+///   safe to repeat. A claim then covers one topic, and the pending cap
+///   counts per owner and topic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    #[default]
+    Node,
+    Cluster,
+}
+
+impl Layout {
+    /// From `rate_limit_keys` (`cluster`: the cluster layout).
+    pub fn from_vars(vars: &impl Vars) -> Result<Layout, ConfigError> {
+        use crate::ratelimit::{KeyMode, KEYS_VAR};
+        Ok(match Config::new(vars).parse(KEYS_VAR, KeyMode::Upstash, KeyMode::parse)? {
+            KeyMode::Upstash => Layout::Node,
+            KeyMode::Cluster => Layout::Cluster,
+        })
+    }
 }
 
 /// Limits on registrations.
@@ -107,6 +146,8 @@ pub struct WebhookConfig {
     pub max_pending: u64,
     /// `notify_webhook_claim_budget`: fan-out one claim may do (events × webhooks).
     pub claim_budget: u64,
+    /// [`Layout::from_vars`].
+    pub layout: Layout,
 }
 
 impl WebhookConfig {
@@ -119,6 +160,7 @@ impl WebhookConfig {
             backoff_ms: c.duration_ms("notify_webhook_backoff", 5_000, 10..=3_600_000)?,
             max_pending: c.int("notify_webhook_max_pending", DEFAULT_MAX_PENDING, 1..=1_000_000)?,
             claim_budget: c.int("notify_webhook_claim_budget", DEFAULT_CLAIM_BUDGET, MAX_PER_TOPIC..=100_000)?,
+            layout: Layout::from_vars(vars)?,
         })
     }
 
@@ -137,7 +179,7 @@ mod tests {
     use crate::env::SeqRng;
     #[test]
     fn backoff_grows_and_is_capped() {
-        let cfg = WebhookConfig { allow: AllowList::default(), timeout_ms: 1000, max_attempts: 6, backoff_ms: 5000, max_pending: 10, claim_budget: 100 };
+        let cfg = WebhookConfig { allow: AllowList::default(), timeout_ms: 1000, max_attempts: 6, backoff_ms: 5000, max_pending: 10, claim_budget: 100, layout: Layout::Node };
         let rng = SeqRng::default();
         let b: Vec<u64> = (1..=6).map(|n| cfg.backoff(n, &rng)).collect();
         for (n, want) in [5_000u64, 20_000, 80_000, 320_000, 1_280_000, 5_120_000].iter().enumerate() {
@@ -154,7 +196,8 @@ mod tests {
         assert_eq!((d.max_pending, d.claim_budget), (DEFAULT_MAX_PENDING, DEFAULT_CLAIM_BUDGET));
         let c = WebhookConfig::from_vars(&vars(&[("notify_webhook_allow", "https://*.example.com"), ("notify_webhook_max_pending", "5")])).unwrap();
         assert!(!c.allow.is_empty() && c.max_pending == 5);
-        for (k, v) in [("notify_webhook_max_pending", "0"), ("notify_webhook_claim_budget", "99"), ("notify_webhook_allow", "nope")] {
+        assert_eq!((d.layout, WebhookConfig::from_vars(&vars(&[("rate_limit_keys", "cluster")])).unwrap().layout), (Layout::Node, Layout::Cluster));
+        for (k, v) in [("notify_webhook_max_pending", "0"), ("notify_webhook_claim_budget", "99"), ("notify_webhook_allow", "nope"), ("rate_limit_keys", "Cluster")] {
             let e = WebhookConfig::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(matches!(&e, Error::Misconfigured(m) if m.var == k), "{k}={v}: {e:?}");
         }

@@ -2,7 +2,7 @@
 //! was dead-lettered for them.
 
 use super::super::{keys, Caller, Error, Topic};
-use super::{new_secret, parse_url, AllowList, CREATE, DELETE, LIST, MAX_PER_OWNER, MAX_PER_TOPIC};
+use super::{new_secret, parse_url, AllowList, Layout, ADD, CREATE, DELETE, LIST, MAX_PER_OWNER, MAX_PER_TOPIC, REMOVE, RESERVE};
 use crate::date::to_iso;
 use crate::env::{Clock, Rng};
 use crate::redis::{Arg, Cmd, Link, Records, Value};
@@ -38,6 +38,11 @@ pub(super) fn registry_value(owner: &str, w: &Webhook) -> String {
     format!("{owner}\n{}\n{}", w.topic, serde_json::to_string(w).unwrap_or_default())
 }
 
+/// The topic of a registry value.
+pub(super) fn registry_topic(v: &[u8]) -> Option<&str> {
+    std::str::from_utf8(v).ok()?.splitn(3, '\n').nth(1)
+}
+
 pub(super) fn parse_registry(v: &[u8]) -> Option<(String, Webhook)> {
     let s = std::str::from_utf8(v).ok()?;
     let mut parts = s.splitn(3, '\n');
@@ -58,12 +63,17 @@ pub const MAX_CREATE_BODY: usize = 4096;
 
 /// `POST /notify/webhooks {topic, url}`: the caller must be able to read the
 /// topic, and the URL must be in `allow` (`notify_webhook_allow`); while
-/// that is empty, webhooks are off (403 `webhooks-disabled`). One EVALSHA.
+/// that is empty, webhooks are off (403 `webhooks-disabled`). One EVALSHA;
+/// in the cluster layout three steps, each in one slot: the owner's entry
+/// (its cap), the tick's topic list, then the topic's entry (its cap; the
+/// owner's entry is removed again when a later step refuses or fails).
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     link: &impl Link,
     clock: &impl Clock,
     rng: &impl Rng,
     allow: &AllowList,
+    layout: Layout,
     caller: &Caller,
     req: &crate::http::Request,
 ) -> Result<Webhook, Error> {
@@ -90,6 +100,46 @@ pub async fn create(
     let id: String = format!("wh_{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
     let hook = Webhook { id, topic: topic.to_string(), url: url.url, secret: new_secret(rng), created_at: clock.now_ms() };
     let owner = caller.owner();
+    let per_owner = || Error::Conflict(format!("at most {MAX_PER_OWNER} webhooks per owner"));
+    let per_topic = || Error::Conflict(format!("at most {MAX_PER_TOPIC} webhooks per topic"));
+    let value = registry_value(&owner, &hook);
+    if layout == Layout::Cluster {
+        let defs = keys::owner_webhook_defs(&owner);
+        let a = [Arg::from(hook.id.as_str()), value.as_str().into(), MAX_PER_OWNER.into()];
+        match link.eval(&RESERVE, &[Arg::from(defs.as_str())], &a).await?.int()? {
+            1 => {}
+            -1 => return Err(per_owner()),
+            n => return Err(unexpected("reserve", n)),
+        }
+        // The tick's topic list before the topic: a tick drops only topics
+        // whose entry is older than its grace, so the new webhook's topic
+        // stays listed whichever step runs first; if the next step fails,
+        // the extra entry is dropped by a later tick.
+        let zadd = Cmd::new("ZADD").arg(keys::WEBHOOK_TOPICS_BY_TIME).arg(hook.created_at).arg(topic.as_str());
+        if let Err(e) = link.exec(&zadd).await {
+            let _ = link.exec(&Cmd::new("HDEL").arg(defs.as_str()).arg(hook.id.as_str())).await;
+            return Err(e.into());
+        }
+        let k = [
+            Arg::from(keys::topic_registry(&topic)),
+            keys::topic_webhooks(&topic).into(),
+            keys::webhook_cursor(&topic).into(),
+            keys::stream(&topic).into(),
+        ];
+        let a = [Arg::from(hook.id.as_str()), value.as_str().into(), MAX_PER_TOPIC.into()];
+        let added = link.eval(&ADD, &k, &a).await;
+        if !matches!(added.as_ref().map(|r| r.int()), Ok(Ok(1))) {
+            // Refused or failed: the owner's entry goes again (best effort: an
+            // entry left behind lists a webhook that receives nothing until
+            // it is deleted, and counts toward the owner's cap).
+            let _ = link.exec(&Cmd::new("HDEL").arg(defs.as_str()).arg(hook.id.as_str())).await;
+            return match added?.int()? {
+                -2 => Err(per_topic()),
+                n => Err(unexpected("add", n)),
+            };
+        }
+        return Ok(hook);
+    }
     let k = [
         Arg::from(keys::WEBHOOKS),
         keys::topic_webhooks(&topic).into(),
@@ -98,25 +148,29 @@ pub async fn create(
         keys::webhook_cursor(&topic).into(),
         keys::stream(&topic).into(),
     ];
-    let a = [
-        Arg::from(hook.id.as_str()),
-        registry_value(&owner, &hook).into(),
-        topic.as_str().into(),
-        MAX_PER_OWNER.into(),
-        MAX_PER_TOPIC.into(),
-    ];
+    let a = [Arg::from(hook.id.as_str()), value.into(), topic.as_str().into(), MAX_PER_OWNER.into(), MAX_PER_TOPIC.into()];
     match link.eval(&CREATE, &k, &a).await?.int()? {
         1 => Ok(hook),
-        -1 => Err(Error::Conflict(format!("at most {MAX_PER_OWNER} webhooks per owner"))),
-        -2 => Err(Error::Conflict(format!("at most {MAX_PER_TOPIC} webhooks per topic"))),
-        n => Err(Error::Redis(crate::redis::Error::Protocol(format!("webhook create answered {n}")))),
+        -1 => Err(per_owner()),
+        -2 => Err(per_topic()),
+        n => Err(unexpected("create", n)),
     }
 }
 
-/// The caller's webhooks, oldest first, without secrets. One EVALSHA.
-pub async fn list(link: &impl Link, caller: &Caller) -> Result<Vec<Webhook>, Error> {
-    let k = [Arg::from(keys::owner_webhooks(&caller.owner())), keys::WEBHOOKS.into()];
-    let reply = link.eval(&LIST, &k, &[]).await?;
+fn unexpected(step: &str, n: i64) -> Error {
+    Error::Redis(crate::redis::Error::Protocol(format!("webhook {step} answered {n}")))
+}
+
+/// The caller's webhooks, oldest first, without secrets. One EVALSHA (in
+/// the cluster layout one HVALS of the owner's definitions).
+pub async fn list(link: &impl Link, layout: Layout, caller: &Caller) -> Result<Vec<Webhook>, Error> {
+    let reply = match layout {
+        Layout::Cluster => link.exec(&Cmd::new("HVALS").arg(keys::owner_webhook_defs(&caller.owner()))).await?,
+        Layout::Node => {
+            let k = [Arg::from(keys::owner_webhooks(&caller.owner())), keys::WEBHOOKS.into()];
+            link.eval(&LIST, &k, &[]).await?
+        }
+    };
     let mut out: Vec<Webhook> =
         reply.values().iter().filter_map(|v| v.as_bytes()).filter_map(parse_registry).map(|(_, w)| w).collect();
     out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -124,10 +178,24 @@ pub async fn list(link: &impl Link, caller: &Caller) -> Result<Vec<Webhook>, Err
 }
 
 /// Deletes one of the caller's webhooks: `false` (404) when the caller has
-/// none by that id. One EVALSHA.
-pub async fn delete(link: &impl Link, caller: &Caller, id: &str) -> Result<bool, Error> {
+/// none by that id. One EVALSHA; in the cluster layout the owner's entry is
+/// read, the topic's step removes the webhook there, and then the owner's
+/// entry goes (so a deletion cut short is finished by repeating it).
+pub async fn delete(link: &impl Link, layout: Layout, caller: &Caller, id: &str) -> Result<bool, Error> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Ok(false);
+    }
+    if layout == Layout::Cluster {
+        let defs = keys::owner_webhook_defs(&caller.owner());
+        let Some(value) = link.exec(&Cmd::new("HGET").arg(defs.as_str()).arg(id)).await?.opt_bytes()? else {
+            return Ok(false);
+        };
+        if let Some(topic) = registry_topic(&value).and_then(|t| Topic::parse(t).ok()) {
+            let k = [Arg::from(keys::topic_registry(&topic)), keys::topic_webhooks(&topic).into(), keys::webhook_cursor(&topic).into()];
+            link.eval(&REMOVE, &k, &[Arg::from(id)]).await?;
+        }
+        link.exec(&Cmd::new("HDEL").arg(defs.as_str()).arg(id)).await?;
+        return Ok(true);
     }
     let k = [Arg::from(keys::WEBHOOKS), keys::owner_webhooks(&caller.owner()).into(), keys::WEBHOOK_TOPICS.into()];
     let a = [Arg::from(id), caller.owner().into(), keys::PREFIX.into()];

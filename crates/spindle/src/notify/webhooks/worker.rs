@@ -156,9 +156,45 @@ pub struct Report {
     pub capped: usize,
 }
 
+/// The keys a claim and its settle work on: every kicked topic with the
+/// single-node layout's shared delivery keys, or one topic with its own
+/// (the cluster layout: every key in the topic's slot).
+struct Scope {
+    due: String,
+    pending: String,
+    registry: String,
+    counts: String,
+    topics: Vec<Topic>,
+    layout: Layout,
+}
+
+impl Scope {
+    fn node(topics: Vec<Topic>) -> Scope {
+        Scope {
+            due: keys::DUE.into(),
+            pending: keys::PENDING.into(),
+            registry: keys::WEBHOOKS.into(),
+            counts: keys::OWNER_PENDING.into(),
+            topics,
+            layout: Layout::Node,
+        }
+    }
+
+    fn topic(t: Topic) -> Scope {
+        Scope {
+            due: keys::topic_due(&t),
+            pending: keys::topic_pending(&t),
+            registry: keys::topic_registry(&t),
+            counts: keys::topic_owner_pending(&t),
+            topics: vec![t],
+            layout: Layout::Cluster,
+        }
+    }
+}
+
 /// One claim: whether fan-out work is left, and the deliveries.
-async fn claim(link: &impl Link, cfg: &WebhookConfig, now: u64, lease_ms: u64, topics: &[Topic]) -> Result<(bool, Vec<Delivery>), Error> {
-    let mut k = vec![Arg::from(keys::DUE), keys::PENDING.into(), keys::WEBHOOKS.into(), keys::OWNER_PENDING.into()];
+async fn claim(link: &impl Link, cfg: &WebhookConfig, now: u64, lease_ms: u64, scope: &Scope) -> Result<(bool, Vec<Delivery>), Error> {
+    let mut k = vec![Arg::from(scope.due.as_str()), scope.pending.as_str().into(), scope.registry.as_str().into(), scope.counts.as_str().into()];
     let mut a = vec![
         Arg::from(now),
         lease_ms.into(),
@@ -168,7 +204,7 @@ async fn claim(link: &impl Link, cfg: &WebhookConfig, now: u64, lease_ms: u64, t
         cfg.max_pending.into(),
         keys::PREFIX.into(),
     ];
-    for t in topics {
+    for t in &scope.topics {
         k.extend([Arg::from(keys::stream(t)), keys::topic_webhooks(t).into(), keys::webhook_cursor(t).into()]);
         a.push(t.as_str().into());
     }
@@ -212,11 +248,15 @@ fn dead_letter_json(d: &Delivery, outcome: &Outcome, now: u64) -> String {
     )
 }
 
+/// Settles a batch (one script). In the cluster layout the dead letters are
+/// not the script's (their streams are in the owners' slots): those whose
+/// outcome applied are written after it, one script per owner.
 async fn settle(
     link: &impl Link,
     clock: &impl Clock,
     rng: &impl Rng,
     cfg: &WebhookConfig,
+    scope: &Scope,
     results: &[(Delivery, Outcome)],
     report: &mut Report,
 ) -> Result<(), Error> {
@@ -224,12 +264,18 @@ async fn settle(
         return Ok(());
     }
     let now = clock.now_ms();
-    let mut k = vec![Arg::from(keys::DUE), keys::PENDING.into(), keys::OWNER_PENDING.into()];
+    let mut k = vec![Arg::from(scope.due.as_str()), scope.pending.as_str().into(), scope.counts.as_str().into()];
     let mut dead_keys: Vec<String> = Vec::new();
+    // Per delivery, in the cluster layout: its dead letter (owner's stream, JSON), if any.
+    let mut letters: Vec<Option<(String, String)>> = Vec::with_capacity(results.len());
     let mut a = vec![Arg::from(DEAD_LETTER_MAXLEN), DEAD_LETTER_TTL_MS.into()];
     for (d, outcome) in results {
         let mut dead_letter = |what: &'static str| {
             let key = keys::dead_letters(&d.owner);
+            let json = dead_letter_json(d, outcome, now);
+            if scope.layout == Layout::Cluster {
+                return (what, 0, 0, String::new(), Some((key, json)));
+            }
             let i = match dead_keys.iter().position(|k| *k == key) {
                 Some(i) => i,
                 None => {
@@ -237,35 +283,56 @@ async fn settle(
                     dead_keys.len() - 1
                 }
             };
-            (what, 0, 4 + i, dead_letter_json(d, outcome, now))
+            (what, 0, 4 + i, json, None)
         };
-        let (what, due, index, json) = match (outcome, &d.state) {
+        let (what, due, index, json, letter) = match (outcome, &d.state) {
             (_, State::Capped { .. }) => {
                 report.capped += 1;
                 dead_letter("dropped")
             }
             (Outcome::Delivered(_), _) => {
                 report.delivered += 1;
-                ("ok", 0, 0, String::new())
+                ("ok", 0, 0, String::new(), None)
             }
             (Outcome::Failed { .. }, State::Due { .. }) if d.attempt < cfg.max_attempts => {
                 report.retrying += 1;
-                ("retry", now + cfg.backoff(d.attempt, rng), 0, String::new())
+                ("retry", now + cfg.backoff(d.attempt, rng), 0, String::new(), None)
             }
             (Outcome::Failed { .. }, _) => {
                 report.dead += 1;
                 dead_letter("dead")
             }
         };
+        letters.push(letter);
         a.extend([Arg::from(d.id.as_str()), d.attempt.into(), what.into(), due.into(), index.into(), json.into()]);
     }
     k.extend(dead_keys.into_iter().map(Arg::from));
-    link.eval(&SETTLE, &k, &a).await?;
+    let reply = link.eval(&SETTLE, &k, &a).await?;
+    // The cluster layout's dead letters, grouped per owner, for the
+    // deliveries whose outcome applied (flag 1 after the count).
+    let applied = reply.values().get(1..).unwrap_or_default();
+    let mut per_owner: Vec<(String, Vec<Arg>)> = Vec::new();
+    for (letter, flag) in letters.into_iter().zip(applied) {
+        let Some((key, json)) = letter else { continue };
+        if flag.as_int() != Some(1) {
+            continue;
+        }
+        match per_owner.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, args)) => args.push(json.into()),
+            None => per_owner.push((key, vec![Arg::from(DEAD_LETTER_MAXLEN), DEAD_LETTER_TTL_MS.into(), json.into()])),
+        }
+    }
+    for (key, args) in per_owner {
+        link.eval(&DEAD_LETTER, &[Arg::from(key)], &args).await?;
+    }
     Ok(())
 }
 
 /// One worker invocation: claim, deliver concurrently, settle; again while
 /// full batches keep coming or fan-out is left, within [`PASS_BUDGET_MS`].
+/// In the cluster layout that is done per topic (each claim is one slot):
+/// a kick's topic, or a tick's topics one after another; a kick then
+/// re-drives only its own topic's retries, a tick every topic's.
 pub async fn run(
     link: &impl Link,
     clock: &impl Clock,
@@ -277,8 +344,14 @@ pub async fn run(
     let mut topics: Vec<Topic> = match kick {
         Kick::Topic(t) => vec![t.clone()],
         Kick::Tick => {
-            let reply = link.exec(&Cmd::new("SMEMBERS").arg(keys::WEBHOOK_TOPICS)).await?;
-            reply
+            // The cluster layout's list is a zset: a random sample of it, so
+            // past MAX_TICK_TOPICS every topic still comes up.
+            let list = match cfg.layout {
+                Layout::Node => Cmd::new("SMEMBERS").arg(keys::WEBHOOK_TOPICS),
+                Layout::Cluster => Cmd::new("ZRANDMEMBER").arg(keys::WEBHOOK_TOPICS_BY_TIME).arg(MAX_TICK_TOPICS),
+            };
+            link.exec(&list)
+                .await?
                 .values()
                 .iter()
                 .filter_map(|v| v.as_bytes())
@@ -288,19 +361,83 @@ pub async fn run(
         }
     };
     let started = clock.now_ms();
-    let lease = cfg.timeout_ms + 30_000;
     let mut report = Report::default();
+    match cfg.layout {
+        Layout::Node => {
+            drain(link, clock, rng, deliver, cfg, &mut Scope::node(topics), started, &mut report).await?;
+        }
+        Layout::Cluster => {
+            // Each tick starts at another topic, so none waits behind a busy one.
+            if topics.len() > 1 {
+                let n = (rng.u64() % topics.len() as u64) as usize;
+                topics.rotate_left(n);
+            }
+            // A topic whose master is down fails alone: the others go on,
+            // and the pass reports the first failure at its end.
+            let mut failed = None;
+            for t in topics {
+                if clock.now_ms().saturating_sub(started) > PASS_BUDGET_MS {
+                    break;
+                }
+                let step = match drain(link, clock, rng, deliver, cfg, &mut Scope::topic(t.clone()), started, &mut report).await {
+                    Ok(true) if *kick == Kick::Tick => forget_idle_topic(link, clock, &t).await,
+                    other => other.map(drop),
+                };
+                if let Err(e) = step {
+                    eprintln!("notify-worker: topic {t}: {e}");
+                    failed.get_or_insert(e);
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// How old a registration must be before a tick may drop its topic.
+const TOPIC_GRACE_MS: u64 = 60_000;
+
+/// Cluster layout: drops a topic from the tick's list when it has no
+/// webhooks and no deliveries pending (a step on its slot, then one on the
+/// list's: [`PRUNE_TOPIC`] keeps a topic registered on since the grace).
+async fn forget_idle_topic(link: &impl Link, clock: &impl Clock, t: &Topic) -> Result<(), Error> {
+    let exists = Cmd::new("EXISTS").arg(keys::topic_webhooks(t)).arg(keys::topic_pending(t));
+    if link.exec(&exists).await?.int()? == 0 {
+        let cutoff = clock.now_ms().saturating_sub(TOPIC_GRACE_MS);
+        link.eval(&PRUNE_TOPIC, &[Arg::from(keys::WEBHOOK_TOPICS_BY_TIME)], &[Arg::from(t.as_str()), cutoff.into()]).await?;
+    }
+    Ok(())
+}
+
+/// Claims, delivers and settles `scope` until nothing is left or the pass's
+/// budget is spent; `true` when the first claim found nothing to do.
+#[allow(clippy::too_many_arguments)]
+async fn drain(
+    link: &impl Link,
+    clock: &impl Clock,
+    rng: &impl Rng,
+    deliver: &impl Deliver,
+    cfg: &WebhookConfig,
+    scope: &mut Scope,
+    started: u64,
+    report: &mut Report,
+) -> Result<bool, Error> {
+    let lease = cfg.timeout_ms + 30_000;
+    let mut first = true;
     loop {
         let now = clock.now_ms();
         // Each claim starts its budget at another topic, so none waits behind a busy one.
-        if topics.len() > 1 {
-            let n = (rng.u64() % topics.len() as u64) as usize;
-            topics.rotate_left(n);
+        if scope.topics.len() > 1 {
+            let n = (rng.u64() % scope.topics.len() as u64) as usize;
+            scope.topics.rotate_left(n);
         }
-        let (more, batch) = claim(link, cfg, now, lease, &topics).await?;
+        let (more, batch) = claim(link, cfg, now, lease, scope).await?;
         if batch.is_empty() && !more {
-            break;
+            return Ok(first);
         }
+        first = false;
         let full = batch.iter().filter(|d| d.leased()).count() >= BATCH;
         let mut sendable = Vec::new();
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
@@ -331,12 +468,11 @@ pub async fn run(
                 (d, o)
             })
             .collect();
-        settle(link, clock, rng, cfg, &results, &mut report).await?;
+        settle(link, clock, rng, cfg, scope, &results, report).await?;
         if !(full || more) || clock.now_ms().saturating_sub(started) > PASS_BUDGET_MS {
-            break;
+            return Ok(false);
         }
     }
-    Ok(report)
 }
 
 
