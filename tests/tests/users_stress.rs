@@ -203,8 +203,11 @@ const STAMPEDE: usize = 500;
 /// The stampede tests check the lease protocol, not the wait budget: on a
 /// loaded 2-core machine a 500-request burst takes over 3 s (the default
 /// `users_cache_wait_ms`), and a waiter past its budget loads from the
-/// database by design. So the budget (and the holder's lease) is long here.
-const STAMPEDE_VARS: &[(&str, &str)] = &[("users_cache_wait_ms", "30000"), ("users_cache_lease_ms", "30000")];
+/// database by design. So the budget (and the holder's lease) is long here,
+/// and so is the bound on one Redis exchange: a request whose exchange
+/// passes `redis_timeout_ms` (2 s by default; seen once in CI on a machine
+/// busy with other work) answers BYPASS from the database, by design too.
+const STAMPEDE_VARS: &[(&str, &str)] = &[("users_cache_wait_ms", "30000"), ("users_cache_lease_ms", "30000"), ("redis_timeout_ms", "30000")];
 
 /// The DB reads of `users` by id PostgreSQL executed, by its own count.
 fn pg_user_reads(pg: &Postgres) -> (u64, u64) {
@@ -243,7 +246,7 @@ both_transports!(a_stampede_on_a_cold_key_reads_postgres_once, |b: Backend| asyn
         );
         assert!(answers.iter().all(|a| a.0 == 200 && a.2 == 1), "{answers:?}");
         assert_eq!(count("MISS"), 1, "exactly one request read the database");
-        assert_eq!(count("HIT"), STAMPEDE - 1, "the others waited for its fill");
+        assert_eq!(count("HIT"), STAMPEDE - 1, "the others waited for its fill: {:?}", answers.iter().filter(|a| a.1 != "HIT").collect::<Vec<_>>());
         assert_eq!(reads, 1, "PostgreSQL saw exactly one read of the user");
         assert!(epoch_reads <= 1, "and at most one of the cache epoch: {epoch_reads}");
     }
