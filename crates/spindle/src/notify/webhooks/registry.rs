@@ -66,7 +66,8 @@ pub const MAX_CREATE_BODY: usize = 4096;
 /// that is empty, webhooks are off (403 `webhooks-disabled`). One EVALSHA;
 /// in the cluster layout three steps, each in one slot: the owner's entry
 /// (its cap), the tick's topic list, then the topic's entry (its cap; the
-/// owner's entry is removed again when a later step refuses or fails).
+/// owner's entry is removed again when the topic refuses, or when the list's
+/// step fails before the topic's ran).
 #[allow(clippy::too_many_arguments)]
 pub async fn create(
     link: &impl Link,
@@ -127,18 +128,17 @@ pub async fn create(
             keys::stream(&topic).into(),
         ];
         let a = [Arg::from(hook.id.as_str()), value.as_str().into(), MAX_PER_TOPIC.into()];
-        let added = link.eval(&ADD, &k, &a).await;
-        if !matches!(added.as_ref().map(|r| r.int()), Ok(Ok(1))) {
-            // Refused or failed: the owner's entry goes again (best effort: an
-            // entry left behind lists a webhook that receives nothing until
-            // it is deleted, and counts toward the owner's cap).
-            let _ = link.exec(&Cmd::new("HDEL").arg(defs.as_str()).arg(hook.id.as_str())).await;
-            return match added?.int()? {
-                -2 => Err(per_topic()),
-                n => Err(unexpected("add", n)),
-            };
-        }
-        return Ok(hook);
+        // An error here leaves the outcome unknown (the step may have run):
+        // the owner's entry stays, so the webhook is listed and its owner can
+        // delete it, which is safe to repeat. Only a refusal removes it.
+        return match link.eval(&ADD, &k, &a).await?.int()? {
+            1 => Ok(hook),
+            -2 => {
+                let _ = link.exec(&Cmd::new("HDEL").arg(defs.as_str()).arg(hook.id.as_str())).await;
+                Err(per_topic())
+            }
+            n => Err(unexpected("add", n)),
+        };
     }
     let k = [
         Arg::from(keys::WEBHOOKS),
