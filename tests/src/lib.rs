@@ -377,6 +377,18 @@ pub fn app_manifest() -> PathBuf {
     root().join("spin.toml")
 }
 
+/// Waits, when needed, until the current minute has at least `need` left:
+/// a `fixed_window …/60s` policy's windows are aligned to the minute (as
+/// @upstash/ratelimit's are), so a test that spends a budget and expects
+/// the refusal must not straddle a window's end.
+pub async fn inside_one_minute(need: Duration) {
+    let into = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 % 60_000;
+    let left = 60_000 - into;
+    if left < need.as_millis() as u64 {
+        tokio::time::sleep(Duration::from_millis(left + 200)).await;
+    }
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }

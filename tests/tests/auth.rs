@@ -508,6 +508,7 @@ both_transports!(login_attempts_are_throttled_per_address_and_per_username, |b: 
     let rt = start(&b, &db, &[("login_rate_limit", "fixed_window 3/60s")]);
     assert_eq!(register(&rt, "victim").await.status, 201);
     let wrong = json!({ "username": "victim", "password": "not the password" });
+    inside_one_minute(Duration::from_secs(20)).await;
 
     // Three wrong passwords spend the budget; they are 401s with rate-limit headers.
     for _ in 0..3 {
@@ -545,6 +546,7 @@ both_transports!(api_limits_a_logged_in_user_per_user, |b: Backend| async move {
     assert_eq!((q.status, q.body["identity"].as_str()), (200, Some("user")), "{q:?}");
     let anon = get(&rt, "/api/quota", None).await;
     assert_eq!(anon.body["identity"], "ip");
+    inside_one_minute(Duration::from_secs(20)).await;
     for _ in 0..5 {
         assert_eq!(get(&rt, "/api/ping", Some(&cookie)).await.status, 200);
     }

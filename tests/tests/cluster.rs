@@ -111,6 +111,7 @@ async fn every_cluster_safe_family_works_on_a_cluster() {
     assert_ne!(r.header("x-cache"), "BYPASS", "the batch used the cache");
 
     // The rate limit: 5 pass, the 6th is 429.
+    inside_one_minute(Duration::from_secs(20)).await;
     let statuses: Vec<u16> = {
         let mut v = Vec::new();
         for _ in 0..6 {
