@@ -166,6 +166,7 @@ both_transports!(opening_streams_is_rate_limited_per_caller, |b: Backend| async 
     let rt = app(&b, &[("notify_stream_rate_limit", "fixed_window 3/60s".into())]);
     let alice = login(&b, 1, "alice").await;
     let bob = login(&b, 2, "bob").await;
+    inside_one_minute(Duration::from_secs(20)).await;
     for _ in 0..3 {
         let r = poll(&rt, &alice).await;
         assert_eq!(r.status, 200, "{r:?}");
@@ -327,6 +328,7 @@ both_transports!(the_registration_past_the_limit_is_a_429_per_address, |b: Backe
         let rb = http().post(rt.url("/auth/register")).header("x-forwarded-for", from);
         send(rb.json(&json!({"username": name, "password": "correct horse battery"})))
     };
+    inside_one_minute(Duration::from_secs(20)).await;
     let r = register("203.0.113.7", "first").await;
     assert_eq!(r.status, 201, "{r:?}");
     assert!(r.header("ratelimit").unwrap().starts_with("\"register\";r=2;"), "{r:?}");
@@ -390,6 +392,7 @@ both_transports!(the_redrive_past_the_limit_is_a_429, |b: Backend| async move {
     let rt = app(&b, &[("notify_redrive_rate_limit", "fixed_window 2/60s".into())]);
     let alice = login(&b, 1, "alice").await;
     let redrive = |h: (&'static str, String)| send(http().post(rt.url("/notify/webhooks/redrive")).header(h.0, h.1));
+    inside_one_minute(Duration::from_secs(20)).await;
     for _ in 0..2 {
         let r = redrive(("x-api-key", KEY.into())).await;
         assert_eq!(r.status, 202, "{r:?}");

@@ -487,6 +487,7 @@ both_transports!(every_operation_answers_as_documented, |b: Backend| async move 
     w.send(&anon, "POST", "/api/echo", "/api/echo", Some(("application/octet-stream", big(65537))), &[]).await.expect(413);
     w.send(&bad_key, "POST", "/api/echo", "/api/echo", Some(("application/octet-stream", b"x".to_vec())), &[]).await.expect(401);
     // The key's own budget (fixed_window 40/60s), spent to the 429.
+    inside_one_minute(std::time::Duration::from_secs(20)).await;
     let mut last = 0;
     for _ in 0..41 {
         last = w.get(&key, "/api/ping", "/api/ping").await.status;
