@@ -38,11 +38,6 @@ pub(super) fn registry_value(owner: &str, w: &Webhook) -> String {
     format!("{owner}\n{}\n{}", w.topic, serde_json::to_string(w).unwrap_or_default())
 }
 
-/// The topic of a registry value.
-pub(super) fn registry_topic(v: &[u8]) -> Option<&str> {
-    std::str::from_utf8(v).ok()?.splitn(3, '\n').nth(1)
-}
-
 pub(super) fn parse_registry(v: &[u8]) -> Option<(String, Webhook)> {
     let s = std::str::from_utf8(v).ok()?;
     let mut parts = s.splitn(3, '\n');
@@ -190,7 +185,7 @@ pub async fn delete(link: &impl Link, layout: Layout, caller: &Caller, id: &str)
         let Some(value) = link.exec(&Cmd::new("HGET").arg(defs.as_str()).arg(id)).await?.opt_bytes()? else {
             return Ok(false);
         };
-        if let Some(topic) = registry_topic(&value).and_then(|t| Topic::parse(t).ok()) {
+        if let Some(topic) = parse_registry(&value).and_then(|(_, w)| Topic::parse(&w.topic).ok()) {
             let k = [Arg::from(keys::topic_registry(&topic)), keys::topic_webhooks(&topic).into(), keys::webhook_cursor(&topic).into()];
             link.eval(&REMOVE, &k, &[Arg::from(id)]).await?;
         }
