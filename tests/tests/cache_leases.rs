@@ -5,7 +5,7 @@
 
 use spindle::cache::{Cache, CacheConfig, CacheKeys, Invalidated, Mode, Outcome, Source};
 use spindle::env::Sleep;
-use spindle::env::{Rng, SystemClock};
+use spindle::env::Rng;
 use spindle::redis::native::NativeLink;
 use spindle::redis::{Cmd, Error, Link, Reply};
 use spindle_e2e::*;
@@ -24,6 +24,11 @@ struct TokioSleep;
 impl Sleep for TokioSleep {
     async fn sleep_ms(&self, ms: u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
     }
 }
 
@@ -152,7 +157,7 @@ fn ns() -> CacheKeys {
 }
 
 fn cache<'a>(link: &'a TestLink, cfg: CacheConfig) -> Cache<'a, TestLink, TokioSleep> {
-    Cache::new(link, &SystemClock, &spindle::env::OsRng, &TokioSleep, ns(), cfg)
+    Cache::new(link, &spindle::env::OsRng, &TokioSleep, ns(), cfg)
 }
 
 fn keys(ks: &[&str]) -> Vec<String> {
@@ -358,8 +363,8 @@ async fn xfetch_refreshes_early_near_expiry() {
     db.load_ms.set(20);
     // Fresh for 1 s, loads take ≥ 20 ms; with u = 2^-53, beta * delta * -ln(u) ≥ 730 ms.
     let base = CacheConfig { ttl_ms: 1000, jitter: 0.0, stale_ms: 0, ..cfg() };
-    let plain = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, ns(), base.clone());
-    let xfetch = Cache::new(&link, &SystemClock, &ZeroRng, &TokioSleep, ns(), CacheConfig { xfetch_beta: 1.0, ..base });
+    let plain = Cache::new(&link, &ZeroRng, &TokioSleep, ns(), base.clone());
+    let xfetch = Cache::new(&link, &ZeroRng, &TokioSleep, ns(), CacheConfig { xfetch_beta: 1.0, ..base });
     get_one(&plain, &db, "k", false).await;
     assert_eq!(get_one(&plain, &db, "k", false).await.1, Outcome::Hit, "beta 0: no early refresh");
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -500,7 +505,7 @@ async fn on_a_cluster_each_bucket_is_one_slot() {
     let link = TestLink::rest(&gateway);
     let cfg = CacheConfig { buckets: 16, ..cfg() };
     let ks = ns().with_buckets(16);
-    let c = Cache::new(&link, &SystemClock, &spindle::env::OsRng, &TokioSleep, ks.clone(), cfg);
+    let c = Cache::new(&link, &spindle::env::OsRng, &TokioSleep, ks.clone(), cfg);
     let db = Db::default();
     let names: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
     for n in &names {

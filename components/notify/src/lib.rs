@@ -96,7 +96,7 @@ async fn poll(cx: Cx) -> Result<Response, Problem> {
     caller.check_read(&topic)?;
     let link = cx.link()?;
     let reader = Reader::open(link, cx.clock(), cx.rng(), &Throttle::notify_stream(cx.vars())?, &cfg, &caller, wait).await?;
-    let batch = notify::poll(link, &WasiSleep, cx.clock(), &cfg, &topic, cursor, wait).await;
+    let batch = notify::poll(link, &WasiSleep, &cfg, &topic, cursor, wait).await;
     let limited = reader.limited.clone();
     reader.release(link).await;
     Ok(caller.apply(limited.apply(json(200, batch?.to_json(&topic)))))
@@ -217,7 +217,7 @@ async fn sse(cx: Cx, out: Responder) {
         body: Vec::new(),
     }));
     let mut sink = out.stream(head);
-    if let Err(e) = notify::stream_events(link, &WasiSleep, cx.clock(), &cfg, &mut sink, &topic, cursor).await {
+    if let Err(e) = notify::stream_events(link, &WasiSleep, &cfg, &mut sink, &topic, cursor).await {
         // The client reconnects with Last-Event-ID and resumes; just note why it ended.
         eprintln!("notify stream ended early: {e}");
     }

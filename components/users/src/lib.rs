@@ -70,7 +70,7 @@ async fn get_one(cx: Cx) -> Result<Response, Problem> {
     // Reads are public: a missing, bad or unverifiable session is anonymous.
     let me = cx.optional_session().await;
     let store = store(&cx);
-    let users = CachedUsers::new(link, cx.clock(), cx.rng(), &WasiSleep, settings.cache, &store);
+    let users = CachedUsers::new(link, cx.rng(), &WasiSleep, settings.cache, &store);
     let (found, degraded) = users.get(id, view::accepts_stale(req)).await.map_err(store_failed)?;
     log_degraded(degraded);
     let Some(user) = found.user else {
@@ -94,7 +94,7 @@ async fn batch(cx: Cx) -> Result<Response, Problem> {
     let link = cx.link()?;
     let me = cx.optional_session().await;
     let store = store(&cx);
-    let users = CachedUsers::new(link, cx.clock(), cx.rng(), &WasiSleep, settings.cache, &store);
+    let users = CachedUsers::new(link, cx.rng(), &WasiSleep, settings.cache, &store);
     let (found, degraded) = users.get_many(&ids, view::accepts_stale(&cx.req)).await.map_err(store_failed)?;
     log_degraded(degraded);
     let me_id = me.as_ref().map(|m| m.user.id);
@@ -131,7 +131,7 @@ async fn patch(cx: Cx) -> Result<Response, Problem> {
         WasiSleep.sleep_ms(settings.test_delay_ms).await;
     }
     let store = store(&cx);
-    let users = CachedUsers::new(cx.link()?, cx.clock(), cx.rng(), &WasiSleep, settings.cache, &store);
+    let users = CachedUsers::new(cx.link()?, cx.rng(), &WasiSleep, settings.cache, &store);
     let now = session::to_iso(cx.clock().now_ms());
     let (updated, _, degraded) = users.update(id, &patch, expected.as_deref(), &now).await.map_err(store_failed)?;
     log_degraded(degraded);

@@ -68,7 +68,16 @@ impl Rng for SeqRng {
 /// Waiting, as an input: in the guest, a WASI timer registered with
 /// spin-sdk's executor (`spin::WasiSleep`), so the request's other futures
 /// (an SSE body, concurrent POSTs) run meanwhile; a timer in tests.
+///
+/// The waits the library bounds (a long poll, an SSE stream's life, a lease
+/// wait, a write's bound) and how long a value read from the source is
+/// trusted are measured on [`Sleep::monotonic_ms`], never on [`Clock`]: a
+/// step of the wall clock (NTP on a busy VM) must neither cut a bounded wait
+/// short nor stretch a trust window. The wall clock is for what other hosts
+/// read: timestamps stored in Redis.
 #[allow(async_fn_in_trait)]
 pub trait Sleep {
     async fn sleep_ms(&self, ms: u64);
+    /// Milliseconds on a monotonic clock, from any origin.
+    fn monotonic_ms(&self) -> u64;
 }

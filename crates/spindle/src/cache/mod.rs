@@ -59,7 +59,7 @@ fn by_bucket(ks: &CacheKeys, keys: &[String]) -> Vec<(u32, Vec<usize>)> {
     groups
 }
 
-use crate::env::{Clock, Rng, Sleep};
+use crate::env::{Rng, Sleep};
 use crate::redis::{self, Arg, Cmd, Link};
 use std::fmt;
 
@@ -149,11 +149,10 @@ pub trait Source {
     async fn bump_epoch(&self) -> Result<i64, Self::Error>;
 }
 
-/// The cache, for one request: a link, the ambient clock, randomness and
-/// sleep, a keyspace and a policy.
+/// The cache, for one request: a link, randomness, sleep (and the
+/// monotonic clock it measures waits on), a keyspace and a policy.
 pub struct Cache<'a, L: Link, S: Sleep> {
     link: &'a L,
-    clock: &'a dyn Clock,
     rng: &'a dyn Rng,
     sleep: &'a S,
     keys: CacheKeys,
@@ -171,8 +170,8 @@ impl fmt::Display for Degraded {
 }
 
 impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
-    pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a S, keys: CacheKeys, cfg: CacheConfig) -> Self {
-        Cache { link, clock, rng, sleep, keys, cfg }
+    pub fn new(link: &'a L, rng: &'a dyn Rng, sleep: &'a S, keys: CacheKeys, cfg: CacheConfig) -> Self {
+        Cache { link, rng, sleep, keys, cfg }
     }
 
     pub fn config(&self) -> &CacheConfig {
@@ -207,8 +206,9 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         (fresh > 0).then(|| self.jittered(fresh) + self.cfg.stale_ms)
     }
 
-    fn now(&self) -> u64 {
-        self.clock.now_ms()
+    /// Monotonic ms: for waits and local durations (see [`Sleep`]).
+    fn mono(&self) -> u64 {
+        self.sleep.monotonic_ms()
     }
 
     /// Looks up `keys` (distinct), loading what is missing from `src`.
@@ -265,7 +265,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         let mut out: Vec<Option<Fetched>> = vec![None; keys.len()];
         let mut pending: Vec<usize> = (0..keys.len()).collect();
         let token = self.token();
-        let deadline = self.now() + self.cfg.wait_ms;
+        let deadline = self.mono() + self.cfg.wait_ms;
         let mut backoff = 2;
         let mut degraded = None;
         while !pending.is_empty() {
@@ -298,7 +298,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
             if waiting.is_empty() {
                 break;
             }
-            let now = self.now();
+            let now = self.mono();
             if now >= deadline {
                 // Waited long enough on someone else's lease: load, do not fill.
                 let names: Vec<String> = waiting.iter().map(|&i| keys[i].clone()).collect();
@@ -357,8 +357,8 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
             (Some(_), false) => None,
             // A refresh ahead of expiry is best effort: Redis's epoch is
             // still good, and a hit must not fail because the source did.
-            (Some(_), true) => src.epoch().await.ok().map(|e| (e, self.now())),
-            (None, _) => Some((src.epoch().await?, self.now())),
+            (Some(_), true) => src.epoch().await.ok().map(|e| (e, self.mono())),
+            (None, _) => Some((src.epoch().await?, self.mono())),
         };
         if mine.is_empty() && db_epoch.is_none() {
             return Ok(());
@@ -367,9 +367,9 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
         let (revalidated, to_load): (Vec<_>, Vec<_>) =
             mine.into_iter().partition(|(_, candidate)| candidate.as_ref().is_some_and(|c| c.epoch == epoch));
         let names: Vec<String> = to_load.iter().map(|(i, _)| keys[*i].clone()).collect();
-        let started = self.now();
+        let started = self.mono();
         let loaded = if names.is_empty() { Vec::new() } else { src.load(&names).await? };
-        let delta = self.now().saturating_sub(started).max(1);
+        let delta = self.mono().saturating_sub(started).max(1);
         if self.cfg.fill_delay_ms > 0 && !names.is_empty() {
             self.sleep.sleep_ms(self.cfg.fill_delay_ms).await;
         }
@@ -380,7 +380,7 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
             Some((e, read_at)) => {
                 // Trust it for epoch_ms from when it was read; skip when most
                 // of that is gone (the key's life must not outrun the read).
-                let left = self.cfg.epoch_ms.saturating_sub(self.now().saturating_sub(read_at));
+                let left = self.cfg.epoch_ms.saturating_sub(self.mono().saturating_sub(read_at));
                 if left >= self.cfg.epoch_ms / 2 {
                     args.push(e.into());
                     args.push(left.into());
@@ -442,11 +442,11 @@ impl<'a, L: Link, S: Sleep> Cache<'a, L, S> {
             Ok(()) => return Ok((Invalidated::Done, None)),
             Err(e) => e,
         };
-        let started = self.now();
+        let started = self.mono();
         let epoch = src.bump_epoch().await?;
         let bound = self.cfg.write_bound_ms();
         loop {
-            let elapsed = self.now().saturating_sub(started);
+            let elapsed = self.mono().saturating_sub(started);
             if elapsed >= bound {
                 return Ok((Invalidated::Bounded, Some(Degraded(first))));
             }

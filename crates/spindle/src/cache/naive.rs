@@ -23,9 +23,9 @@ impl<L: Link, S: Sleep> Cache<'_, L, S> {
         }
         if !missing.is_empty() {
             let names: Vec<String> = missing.iter().map(|&i| keys[i].clone()).collect();
-            let started = self.now();
+            let started = self.mono();
             let loaded = src.load(&names).await?;
-            let delta = self.now().saturating_sub(started).max(1);
+            let delta = self.mono().saturating_sub(started).max(1);
             if self.cfg.fill_delay_ms > 0 {
                 self.sleep.sleep_ms(self.cfg.fill_delay_ms).await;
             }

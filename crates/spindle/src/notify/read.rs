@@ -14,7 +14,7 @@
 
 use super::config::MAX_EVENTS_PER_READ;
 use super::{keys, Error, NotifyConfig, Topic};
-use crate::env::{Clock, Sleep};
+use crate::env::Sleep;
 use crate::redis::{self, Cmd, Link, Transport, Value};
 use crate::date::to_iso;
 
@@ -153,7 +153,6 @@ pub trait Sink {
 pub async fn poll(
     link: &impl Link,
     sleep: &impl Sleep,
-    clock: &impl Clock,
     cfg: &NotifyConfig,
     topic: &Topic,
     cursor: Option<String>,
@@ -164,10 +163,10 @@ pub async fn poll(
         None => tail(link, topic).await?,
     };
     let events = if link.transport() == Transport::Rest {
-        let deadline = clock.now_ms() + wait_ms;
+        let deadline = sleep.monotonic_ms() + wait_ms;
         loop {
             let events = read(link, topic, &cursor, None).await?;
-            let now = clock.now_ms();
+            let now = sleep.monotonic_ms();
             if !events.is_empty() || now >= deadline {
                 break events;
             }
@@ -191,13 +190,12 @@ pub async fn poll(
 pub async fn stream_events(
     link: &impl Link,
     sleep: &impl Sleep,
-    clock: &impl Clock,
     cfg: &NotifyConfig,
     sink: &mut impl Sink,
     topic: &Topic,
     mut cursor: String,
 ) -> Result<(), Error> {
-    let start = clock.now_ms();
+    let start = sleep.monotonic_ms();
     let deadline = start + cfg.sse_lifetime_ms;
     if !sink.send(format!("retry: {}\nid: {cursor}\n\n", cfg.sse_retry_ms).into_bytes()).await {
         return Ok(());
@@ -205,7 +203,7 @@ pub async fn stream_events(
     let rest = link.transport() == Transport::Rest;
     let mut last_write = start;
     loop {
-        let now = clock.now_ms();
+        let now = sleep.monotonic_ms();
         if now >= deadline {
             return Ok(());
         }
@@ -220,7 +218,7 @@ pub async fn stream_events(
         } else {
             read(link, topic, &cursor, Some(wait)).await?
         };
-        let now = clock.now_ms();
+        let now = sleep.monotonic_ms();
         if let Some(last) = events.last() {
             cursor = last.id.clone();
             let chunk: String = events.iter().map(Event::to_sse).collect();

@@ -62,4 +62,8 @@ impl crate::env::Sleep for WasiSleep {
     async fn sleep_ms(&self, ms: u64) {
         sleep_ms(ms).await
     }
+
+    fn monotonic_ms(&self) -> u64 {
+        monotonic_clock::now() / 1_000_000
+    }
 }

@@ -8,7 +8,7 @@ use super::{Patch, StoreError, Updated, User, UserStore};
 use crate::cache::{Cache, CacheConfig, CacheKeys, Degraded, Invalidated, Outcome, Source, DEFAULT_PREFIX};
 use crate::env::Sleep;
 use crate::config::{Config, ConfigError, Vars};
-use crate::env::{Clock, Rng};
+use crate::env::Rng;
 use crate::redis::Link;
 use std::collections::HashMap;
 
@@ -93,8 +93,8 @@ pub struct CachedUsers<'a, L: Link, S: UserStore, W: Sleep> {
 }
 
 impl<'a, L: Link, S: UserStore, W: Sleep> CachedUsers<'a, L, S, W> {
-    pub fn new(link: &'a L, clock: &'a dyn Clock, rng: &'a dyn Rng, sleep: &'a W, cfg: CacheConfig, store: &'a S) -> Self {
-        CachedUsers { cache: Cache::new(link, clock, rng, sleep, CacheKeys::new(DEFAULT_PREFIX, NAMESPACE).with_buckets(cfg.buckets), cfg), store }
+    pub fn new(link: &'a L, rng: &'a dyn Rng, sleep: &'a W, cfg: CacheConfig, store: &'a S) -> Self {
+        CachedUsers { cache: Cache::new(link, rng, sleep, CacheKeys::new(DEFAULT_PREFIX, NAMESPACE).with_buckets(cfg.buckets), cfg), store }
     }
 
     pub fn cache(&self) -> &Cache<'a, L, W> {
