@@ -103,7 +103,28 @@ pub fn slot_owner(node: u16, slot: u16) -> Option<u16> {
 /// One node of a [`Cluster`].
 pub struct Node {
     pub port: u16,
+    bus: u16,
     child: Option<Child>,
+}
+
+/// One cluster node on `port` (its bus on `bus`), its config, data and log
+/// in `dir`: started again with the same `dir`, it rejoins as what it was.
+fn spawn_node(dir: &Path, port: u16, bus: u16) -> Child {
+    Command::new(redis_server())
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+        .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+        .arg("--cluster-config-file")
+        .arg(dir.join(format!("nodes-{port}.conf")))
+        .arg("--dir")
+        .arg(dir)
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--logfile")
+        .arg(dir.join(format!("{port}.log")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start redis-server")
 }
 
 /// A 3-master, 3-replica Redis Cluster on loopback, torn down on drop.
@@ -133,42 +154,15 @@ impl Cluster {
         };
         for _ in 0..6 {
             let (port, bus) = (fresh_port(), fresh_port());
-            let child = Command::new(redis_server())
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-                .arg("--cluster-config-file")
-                .arg(dir.path().join(format!("nodes-{port}.conf")))
-                .arg("--dir")
-                .arg(dir.path())
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--logfile")
-                .arg(dir.path().join(format!("{port}.log")))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot start redis-server");
+            let child = spawn_node(dir.path(), port, bus);
             nodes.push(Node {
                 port,
+                bus,
                 child: Some(child),
             });
         }
         let cluster = Cluster { nodes, dir };
-        for node in &cluster.nodes {
-            let log = cluster.dir.path().join(format!("{}.log", node.port));
-            let what = format!("cluster node {} to start", node.port);
-            wait_until_or(
-                Duration::from_secs(10),
-                &what,
-                || pings(node.port),
-                || std::fs::read_to_string(&log).unwrap_or_default(),
-            );
-        }
+        cluster.wait_listening();
         let addrs: Vec<String> = cluster
             .nodes
             .iter()
@@ -187,6 +181,39 @@ impl Cluster {
         );
         cluster.wait_healthy(Duration::from_secs(30));
         cluster
+    }
+
+    fn wait_listening(&self) {
+        for node in self.live() {
+            let log = self.dir.path().join(format!("{}.log", node.port));
+            let what = format!("cluster node {} to start", node.port);
+            wait_until_or(
+                Duration::from_secs(10),
+                &what,
+                || pings(node.port),
+                || std::fs::read_to_string(&log).unwrap_or_default(),
+            );
+        }
+    }
+
+    /// Stops every node: the whole cluster is down.
+    pub fn stop_all(&mut self) {
+        let ports: Vec<u16> = self.live().map(|n| n.port).collect();
+        for port in ports {
+            self.kill(port);
+        }
+    }
+
+    /// Starts every stopped node again, on its ports and with its config
+    /// (no data: persistence is off), and waits until the cluster is healthy.
+    pub fn restart_all(&mut self) {
+        for node in &mut self.nodes {
+            if node.child.is_none() {
+                node.child = Some(spawn_node(self.dir.path(), node.port, node.bus));
+            }
+        }
+        self.wait_listening();
+        self.wait_healthy(Duration::from_secs(30));
     }
 
     /// Waits until every live node says `cluster_state:ok`, there are 3
