@@ -5,6 +5,7 @@
 //! components first; the harness only starts processes and cleans them up
 //! (on drop, so a failing test leaves nothing behind).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -43,17 +44,36 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// Which Redis a REST [`Backend`] stands on (`SPINDLE_REDIS`): `node`
+/// (the default) or `cluster`, a 3-master, 3-replica [`Cluster`] behind the
+/// gateway in `--cluster` mode, with the app on `rate_limit_keys=cluster`.
+/// TCP backends stay on one node whatever it says: Spin's outbound Redis
+/// follows no `MOVED`, so TCP is no way to a cluster.
+pub fn on_cluster() -> bool {
+    match std::env::var("SPINDLE_REDIS").as_deref() {
+        Ok("cluster") => true,
+        Ok("node") | Err(_) => false,
+        Ok(other) => panic!("SPINDLE_REDIS={other}: expected node or cluster"),
+    }
+}
+
 /// A throwaway `redis-server`: no persistence, or an append-only file that
-/// survives [`Redis::restart`] ([`Redis::start_durable`]).
+/// survives [`Redis::restart`] ([`Redis::start_durable`]). Or, from
+/// [`Redis::start_cluster`], a whole [`Cluster`] behind the same methods:
+/// [`Redis::conn`] follows `MOVED` and fans keyless commands out to the
+/// masters, and stop and restart take every node down and up.
 pub struct Redis {
+    /// The node's port; on a cluster, one node's (any node hears a
+    /// `PUBLISH` and can carry the worker's trigger).
     pub port: u16,
     child: Option<Child>,
     aof_dir: Option<PathBuf>,
+    cluster: Option<Cluster>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
-        let mut r = Redis { port: free_port(), child: None, aof_dir: None };
+        let mut r = Redis { port: free_port(), child: None, aof_dir: None, cluster: None };
         r.restart();
         r
     }
@@ -65,9 +85,19 @@ impl Redis {
         let dir = std::env::temp_dir().join(format!("spindle-aof-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Redis { port, child: None, aof_dir: Some(dir) };
+        let mut r = Redis { port, child: None, aof_dir: Some(dir), cluster: None };
         r.restart();
         r
+    }
+
+    /// A fresh [`Cluster`].
+    pub fn start_cluster() -> Redis {
+        let cluster = Cluster::start();
+        Redis { port: cluster.nodes[0].port, child: None, aof_dir: None, cluster: Some(cluster) }
+    }
+
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     pub fn url(&self) -> String {
@@ -82,6 +112,10 @@ impl Redis {
     /// Starts (again) on the same port.
     pub fn restart(&mut self) {
         self.stop();
+        if let Some(c) = &mut self.cluster {
+            c.restart_all();
+            return;
+        }
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
         match &self.aof_dir {
@@ -98,18 +132,130 @@ impl Redis {
     }
 
     pub fn stop(&mut self) {
+        if let Some(c) = &mut self.cluster {
+            c.stop_all();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
+    /// A client of the node on [`Redis::port`] (for pub/sub, which a
+    /// cluster carries to every node).
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).unwrap()
     }
 
-    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client().get_multiplexed_async_connection().await.unwrap()
+    pub async fn conn(&self) -> Conn {
+        match &self.cluster {
+            None => Conn::Node(self.client().get_multiplexed_async_connection().await.unwrap()),
+            Some(c) => Conn::Cluster { masters: c.masters(), nodes: HashMap::new(), port: self.port },
+        }
+    }
+}
+
+/// A connection to a [`Redis`]: one node's, or the cluster's. On a cluster
+/// a command goes to the node of [`Redis::port`] and follows `MOVED`/`ASK`;
+/// keyless commands that read or clear a whole keyspace (`KEYS`, `DBSIZE`,
+/// `FLUSHALL`, `INFO`, `SCRIPT`) go to every master, and their replies are
+/// joined (arrays concatenated, numbers added, texts one after another).
+pub enum Conn {
+    Node(redis::aio::MultiplexedConnection),
+    Cluster { masters: Vec<u16>, nodes: HashMap<u16, redis::aio::MultiplexedConnection>, port: u16 },
+}
+
+const FAN_OUT: [&str; 5] = ["KEYS", "DBSIZE", "FLUSHALL", "INFO", "SCRIPT"];
+
+async fn node_conn(nodes: &mut HashMap<u16, redis::aio::MultiplexedConnection>, port: u16) -> redis::RedisResult<&mut redis::aio::MultiplexedConnection> {
+    if !nodes.contains_key(&port) {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_multiplexed_async_connection().await?;
+        nodes.insert(port, c);
+    }
+    Ok(nodes.get_mut(&port).unwrap())
+}
+
+/// Where a `MOVED`/`ASK` reply points: (port, ask).
+fn redirect(reply: &redis::RedisResult<redis::Value>) -> Option<(u16, bool)> {
+    let (code, detail) = match reply {
+        Ok(redis::Value::ServerError(e)) => (e.code().to_string(), e.details().unwrap_or("").to_string()),
+        Err(e) => (e.code().unwrap_or("").to_string(), e.detail().unwrap_or("").to_string()),
+        _ => return None,
+    };
+    let port = detail.split_ascii_whitespace().nth(1)?.rsplit(':').next()?.parse().ok()?;
+    match code.as_str() {
+        "MOVED" => Some((port, false)),
+        "ASK" => Some((port, true)),
+        _ => None,
+    }
+}
+
+fn join(replies: Vec<redis::Value>) -> redis::Value {
+    use redis::Value as V;
+    match replies.first() {
+        Some(V::Array(_)) => V::Array(replies.into_iter().flat_map(|r| if let V::Array(a) = r { a } else { vec![r] }).collect()),
+        Some(V::Int(_)) => V::Int(replies.iter().map(|r| if let V::Int(n) = r { *n } else { 0 }).sum()),
+        Some(V::BulkString(_)) | Some(V::VerbatimString { .. }) => {
+            let mut text = Vec::new();
+            for r in replies {
+                match r {
+                    V::BulkString(b) => text.extend(b),
+                    V::VerbatimString { text: t, .. } => text.extend(t.into_bytes()),
+                    _ => {}
+                }
+                text.extend(b"\r\n");
+            }
+            V::BulkString(text)
+        }
+        _ => replies.into_iter().next().unwrap_or(V::Nil),
+    }
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let (masters, nodes, port) = match self {
+                Conn::Node(c) => return c.req_packed_command(cmd).await,
+                Conn::Cluster { masters, nodes, port } => (masters, nodes, *port),
+            };
+            let name = match cmd.args_iter().next() {
+                Some(redis::Arg::Simple(b)) => String::from_utf8_lossy(b).to_ascii_uppercase(),
+                _ => String::new(),
+            };
+            if FAN_OUT.contains(&name.as_str()) {
+                let mut replies = Vec::new();
+                for &m in masters.iter() {
+                    replies.push(node_conn(nodes, m).await?.req_packed_command(cmd).await?);
+                }
+                return Ok(join(replies));
+            }
+            let (mut target, mut ask) = (port, false);
+            for _ in 0..5 {
+                let c = node_conn(nodes, target).await?;
+                if ask {
+                    let _: redis::Value = redis::cmd("ASKING").query_async(c).await?;
+                }
+                let reply = c.req_packed_command(cmd).await;
+                match redirect(&reply) {
+                    Some((p, a)) => (target, ask) = (p, a),
+                    None => return reply,
+                }
+            }
+            Err(redis::RedisError::from((redis::ErrorKind::ClientError, "too many redirects")))
+        })
+    }
+
+    fn req_packed_commands<'a>(&'a mut self, cmd: &'a redis::Pipeline, offset: usize, count: usize) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            match self {
+                Conn::Node(c) => c.req_packed_commands(cmd, offset, count).await,
+                Conn::Cluster { .. } => Err(redis::RedisError::from((redis::ErrorKind::ClientError, "pipelines are not routed on a cluster"))),
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
     }
 }
 
@@ -526,34 +672,58 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// One Redis, and for REST the gateway in front of it; for REST under
+    /// `SPINDLE_REDIS=cluster` ([`on_cluster`]), a [`Cluster`] and the
+    /// gateway in `--cluster` mode.
     pub fn start(transport: Transport) -> Backend {
+        if transport == Transport::Rest && on_cluster() {
+            let redis = Redis::start_cluster();
+            let gateway = Some(Gateway::start_cluster(redis.cluster().unwrap()));
+            return Backend { transport, redis, gateway };
+        }
         let redis = Redis::start();
         let gateway = (transport == Transport::Rest).then(|| Gateway::start(&redis.url()));
         Backend { transport, redis, gateway }
     }
 
+    pub fn on_cluster(&self) -> bool {
+        self.redis.cluster().is_some()
+    }
+
     /// The Spin variables that point the HTTP app at this backend.
     pub fn variables(&self) -> Vec<(&'static str, String)> {
-        match (&self.gateway, self.transport) {
+        let mut v = match (&self.gateway, self.transport) {
             (Some(g), _) => vec![("redis_scheme", "http".into()), ("redis_host", g.authority()), ("redis_token", g.token.clone())],
             (None, Transport::TcpByName) => vec![("redis_host", format!("localhost:{}", self.redis.port))],
             (None, _) => vec![("redis_host", self.redis.authority())],
+        };
+        if self.on_cluster() {
+            v.push(("rate_limit_keys", "cluster".into()));
         }
+        v
     }
 
-    /// The real app (spin.toml) on this backend, with extra variables.
+    /// The real app (spin.toml) on this backend, with extra variables
+    /// (which replace this backend's own of the same name).
     pub fn app(&self, extra: &[(&'static str, String)]) -> Runner {
-        let mut variables = self.variables();
-        variables.extend(extra.iter().cloned());
-        Runner::start(&app_manifest(), RunnerOpts { variables, ..Default::default() })
+        Runner::start(&app_manifest(), RunnerOpts { variables: with(self.variables(), extra), ..Default::default() })
     }
 
     /// The webhook worker app (spin-worker.toml) on this backend's Redis,
-    /// supervised as production runs it.
+    /// supervised as production runs it. On a cluster its trigger listens
+    /// on one node (a cluster carries `PUBLISH` to every node) and its
+    /// commands go through the gateway.
     pub fn worker(&self, extra: &[(&'static str, String)]) -> Worker {
         let mut variables = vec![("redis_host", self.redis.authority())];
-        variables.extend(extra.iter().cloned());
-        Worker::start(self.redis.port, variables)
+        if let (true, Some(g)) = (self.on_cluster(), &self.gateway) {
+            variables.extend([
+                ("redis_commands_scheme", "http".into()),
+                ("redis_commands_host", g.authority()),
+                ("redis_token", g.token.clone()),
+                ("rate_limit_keys", "cluster".into()),
+            ]);
+        }
+        Worker::start(self.redis.port, with(variables, extra))
     }
 
     /// Stops Redis (the gateway, if any, stays up and answers 503).
@@ -564,6 +734,13 @@ impl Backend {
     pub fn restart_redis(&mut self) {
         self.redis.restart();
     }
+}
+
+/// `base` with `extra` after it, an `extra` replacing a `base` of its name.
+fn with(mut base: Vec<(&'static str, String)>, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    base.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    base.extend(extra.iter().cloned());
+    base
 }
 
 /// Fails on any `undeclared variable` line in a host's log: a component
@@ -690,7 +867,24 @@ impl Drop for Worker {
 /// which a (re)connecting trigger may do at any moment. Used to assert round
 /// trips per request.
 pub async fn command_count(redis: &Redis) -> u64 {
-    const HOUSEKEEPING: &[&str] = &["info", "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "client|setinfo", "client|setname", "hello"];
+    // On a cluster: `cluster|slots` (the gateway's topology refreshes),
+    // `cluster|nodes` and `cluster|info` (the harness's own look at it:
+    // [`Redis::conn`] finds the masters so), and `replconf` (each replica's
+    // ACK to its master, every second).
+    const HOUSEKEEPING: &[&str] = &[
+        "info",
+        "subscribe",
+        "psubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "client|setinfo",
+        "client|setname",
+        "hello",
+        "cluster|slots",
+        "cluster|nodes",
+        "cluster|info",
+        "replconf",
+    ];
     let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut redis.conn().await).await.unwrap();
     info.lines()
         .filter(|l| l.starts_with("cmdstat_"))
@@ -921,10 +1115,11 @@ impl Drop for TempDir {
 /// commandstats; commands run inside Lua scripts count too.
 pub async fn cmdstat(redis: &Redis, name: &str) -> u64 {
     let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut redis.conn().await).await.unwrap();
+    // Summed: on a cluster, the INFO of every master, one after another.
     info.lines()
-        .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
-        .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-        .unwrap_or(0)
+        .filter(|l| l.starts_with(&format!("cmdstat_{name}:")))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Every command Redis receives from clients, via MONITOR, to count round
@@ -933,27 +1128,32 @@ pub async fn cmdstat(redis: &Redis, name: &str) -> u64 {
 /// any time) is left out, as in [`command_count`].
 pub struct Monitor {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Monitor {
+    /// On a cluster, every master's (each in its own order).
     pub async fn start(redis: &Redis) -> Monitor {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await.unwrap();
-        s.write_all(b"MONITOR\r\n").await.unwrap();
-        let mut r = BufReader::new(s);
-        let mut ok = String::new();
-        r.read_line(&mut ok).await.unwrap();
-        assert_eq!(ok.trim(), "+OK");
+        let ports = redis.cluster().map(|c| c.masters()).unwrap_or(vec![redis.port]);
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let task = tokio::spawn(async move {
-            let mut line = String::new();
-            while r.read_line(&mut line).await.unwrap_or(0) > 0 {
-                sink.lock().unwrap().push(std::mem::take(&mut line));
-            }
-        });
-        Monitor { lines, task }
+        let mut tasks = Vec::new();
+        for port in ports {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            s.write_all(b"MONITOR\r\n").await.unwrap();
+            let mut r = BufReader::new(s);
+            let mut ok = String::new();
+            r.read_line(&mut ok).await.unwrap();
+            assert_eq!(ok.trim(), "+OK");
+            let sink = lines.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut line = String::new();
+                while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    sink.lock().unwrap().push(std::mem::take(&mut line));
+                }
+            }));
+        }
+        Monitor { lines, tasks }
     }
 
     /// The command names seen since the last call, once in-flight lines have
@@ -963,7 +1163,8 @@ impl Monitor {
         let lines = std::mem::take(&mut *self.lines.lock().unwrap());
         let name = |l: &String| l.split("] \"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").to_ascii_uppercase();
         let (lua, sent): (Vec<_>, Vec<_>) = lines.iter().partition(|l| l.contains(" lua] "));
-        let sent = sent.into_iter().map(name).filter(|c| c != "SUBSCRIBE" && c != "PSUBSCRIBE").collect();
+        // CLUSTER: the gateway's own topology refreshes (`CLUSTER SLOTS`).
+        let sent = sent.into_iter().map(name).filter(|c| !["SUBSCRIBE", "PSUBSCRIBE", "CLUSTER"].contains(&c.as_str())).collect();
         (sent, lua.into_iter().map(name).collect())
     }
 
@@ -982,7 +1183,7 @@ impl Monitor {
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        self.task.abort();
+        self.tasks.iter().for_each(|t| t.abort());
     }
 }
 

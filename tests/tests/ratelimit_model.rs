@@ -223,12 +223,12 @@ fn out(d: &Decision) -> Out {
     }
 }
 
-async fn cmd<T: redis::FromRedisValue>(conn: &mut redis::aio::MultiplexedConnection, c: &mut redis::Cmd) -> T {
+async fn cmd<T: redis::FromRedisValue>(conn: &mut spindle_e2e::Conn, c: &mut redis::Cmd) -> T {
     c.query_async(conn).await.unwrap()
 }
 
 /// What Redis holds for `key`, in the model's terms.
-async fn stored(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<Stored> {
+async fn stored(conn: &mut spindle_e2e::Conn, key: &str) -> Option<Stored> {
     let kind: String = cmd(conn, redis::cmd("TYPE").arg(key)).await;
     match kind.as_str() {
         "none" => None,
