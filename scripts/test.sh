@@ -11,6 +11,8 @@
 #
 #   scripts/test.sh                  # everything
 #   HOSTS=spin scripts/test.sh       # one host's half (spin or runner)
+#   SPINDLE_REDIS=cluster scripts/test.sh   # the e2e suites' REST backends
+#                                    # on a real Redis Cluster (docs/testing.md)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -32,6 +34,8 @@ else
     hosts=(runner)
     echo "NOTE: no Spin CLI (SPIN_BIN, spin on PATH, ../shared/bin/spin): the Spin half of the suites did not run; only spindle-runner was tested"
 fi
+
+[ "${SPINDLE_REDIS:-node}" = cluster ] && log "SPINDLE_REDIS=cluster: each e2e suite's REST backend is a 3-master, 3-replica Redis Cluster"
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

@@ -138,11 +138,10 @@ both_transports!(routes_headers_and_costs, |b: Backend| async move {
     let bucket =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 / 60_000;
     let k = keys(&b.redis).await;
-    assert!(k.iter().all(|k| k.starts_with("@upstash/ratelimit:api:ip:127.0.0.1:")), "{k:?}");
-    assert!(
-        k.contains(&format!("@upstash/ratelimit:api:ip:127.0.0.1:{bucket}"))
-            || k.contains(&format!("@upstash/ratelimit:api:ip:127.0.0.1:{}", bucket - 1))
-    );
+    // On a cluster the identifier is a {hash tag} (rate_limit_keys=cluster).
+    let prefix = if b.on_cluster() { "@upstash/ratelimit:api:{ip:127.0.0.1}:" } else { "@upstash/ratelimit:api:ip:127.0.0.1:" };
+    assert!(k.iter().all(|k| k.starts_with(prefix)), "{k:?}");
+    assert!(k.contains(&format!("{prefix}{bucket}")) || k.contains(&format!("{prefix}{}", bucket - 1)));
     assert_ttls(&b.redis).await;
 });
 
@@ -264,9 +263,10 @@ both_transports!(exactly_the_limit_passes_across_two_hosts, |b: Backend| async m
 });
 
 /// The pid of a redis-server, from its own INFO.
-async fn redis_pid(redis: &Redis) -> u32 {
+/// The process ids of the Redis servers (on a cluster, every master's).
+async fn redis_pids(redis: &Redis) -> Vec<String> {
     let info: String = redis::cmd("INFO").arg("server").query_async(&mut redis.conn().await).await.unwrap();
-    info.lines().find_map(|l| l.strip_prefix("process_id:")).unwrap().trim().parse().unwrap()
+    info.lines().filter_map(|l| Some(l.strip_prefix("process_id:")?.trim().to_string())).collect()
 }
 
 both_transports!(redis_down_fails_open_by_default_and_closed_when_asked, |mut b: Backend| async move {
@@ -322,9 +322,8 @@ async fn a_hung_redis_is_bounded_by_redis_timeout_ms_over_rest() {
     let closed = b.app(&[("redis_timeout_ms", "500".into()), ("api_rate_limit_failure", "fail_closed".into())]);
     let c = http();
     assert_eq!(c.get(rt.url("/api/ping")).send().await.unwrap().status(), 200);
-    let pid = redis_pid(&b.redis).await;
-    let signal =
-        |s: &str| assert!(std::process::Command::new("kill").args([s, &pid.to_string()]).status().unwrap().success());
+    let pids = redis_pids(&b.redis).await;
+    let signal = |s: &str| assert!(std::process::Command::new("kill").arg(s).args(&pids).status().unwrap().success());
     signal("-STOP");
     let started = Instant::now();
     let r = c.get(rt.url("/api/ping")).send().await.unwrap();
@@ -397,6 +396,7 @@ both_transports!(identities_api_keys_proxies_and_hostile_input, |b: Backend| asy
         let r = c.get(rt.url("/api/ping")).header("x-forwarded-for", xff).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let k = keys(&b.redis).await;
+        let want = if b.on_cluster() { format!("{{{want}}}") } else { want.to_string() };
         assert!(k.iter().any(|k| k.starts_with(&format!("@upstash/ratelimit:api:{want}:"))), "{xff} -> {k:?}");
     }
     let r = c.get(untrusting.url("/api/ping")).header("x-forwarded-for", "192.0.2.99").send().await.unwrap();
@@ -405,13 +405,16 @@ both_transports!(identities_api_keys_proxies_and_hostile_input, |b: Backend| asy
     assert!(!k.iter().any(|k| k.contains("192.0.2.99")), "{k:?}");
     // IPv6 clients count per /64 (exercised in the library's unit tests; the runner listens on IPv4).
 
-    // No key holds raw input: only the documented alphabet, and the API keys only as digests.
-    let plain = |k: &str| k.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~:@/+=!".contains(&c));
+    // No key holds raw input: only the documented alphabet (and on a
+    // cluster the braces of the identifier's tag), the API keys only as digests.
+    let tag: &[u8] = if b.on_cluster() { b"{}" } else { b"" };
+    let plain = |k: &str| k.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~:@/+=!".contains(&c) || tag.contains(&c));
     for k in &k {
         assert!(plain(k), "{k:?}");
         assert!(!k.contains("good-key") && !k.contains("k*"), "{k}");
     }
-    assert_eq!(k.iter().filter(|k| k.contains(":key:")).count(), 2, "{k:?}");
+    let api_key = if b.on_cluster() { ":{key:" } else { ":key:" };
+    assert_eq!(k.iter().filter(|k| k.contains(api_key)).count(), 2, "{k:?}");
     assert_ttls(&b.redis).await;
 });
 
