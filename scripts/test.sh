@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests; the end-to-end suites (real redis-server,
-# the real .wasm, both transports) on real Spin and on spindle-runner; the
+# the real .wasm, both transports) on real Spin and on spindle-runner, and
+# their REST tests again on a real Redis Cluster; the
 # interop suites with the real npm packages, schemathesis, the browser test
 # and the scale-out smoke on both hosts; the fuzz targets. Installs what is
 # missing first.
@@ -81,6 +82,23 @@ run_tests() { # e2e|unit
     return "$status"
 }
 
+# The REST tests of the e2e suites again, on a real Redis Cluster
+# (SPINDLE_REDIS=cluster: each REST backend a fresh 3-master, 3-replica
+# cluster behind the gateway; docs/testing.md): the tests named `rest`
+# (every both_transports! test's `::rest` half, the `_over_rest` ones) and
+# golden's, in the suites that start a Backend.
+run_cluster_tests() {
+    local dir exe name status=0
+    while read -r dir exe; do
+        [ "$dir" = "$PWD/tests" ] || continue
+        name="$(basename "$exe")"
+        grep -qE 'both_transports!|Backend::start\(Transport::Rest\)' "tests/tests/${name%-*}.rs" 2>/dev/null || continue
+        echo "     Running $name (REST on a Redis Cluster)"
+        (cd "$dir" && SPINDLE_REDIS=cluster timeout --kill-after=10 "${SUITE_TIMEOUT:-900}" "$exe" rest every_script_gives_the_same_reply) || status=1
+    done < <(test_binaries)
+    return "$status"
+}
+
 # Host-independent: the library's, the runner's and the gateway's own tests
 # (property-based fuzz tests included, this many cases per property), and the
 # coverage-guided cargo-fuzz targets, 10 s each (fuzz/README.md).
@@ -93,6 +111,8 @@ step unit "interop: @upstash/redis against the REST gateway" tests/interop/upsta
 for host in "${hosts[@]}"; do
     export SPINDLE_HOST="$host" SKIP_BUILD=1
     step "$host" "end-to-end suites (tests/tests/*.rs)" run_tests e2e
+    [ "${SPINDLE_REDIS:-node}" = cluster ] ||
+        step "$host" "end-to-end suites, their REST tests on a Redis Cluster" run_cluster_tests
     step "$host" "interop: express-session + connect-redis and the auth component" tests/interop/express-session/run.sh
     step "$host" "interop: @upstash/ratelimit and the api component in one keyspace" tests/interop/upstash-ratelimit/run.sh
     step "$host" "interop: Socket.IO servers receiving notify publishes" tests/interop/socketio/run.sh
