@@ -26,9 +26,7 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use cluster::free_port;
 
 fn log_file(name: &str) -> std::fs::File {
     let dir = target_dir().join("e2e-logs");
@@ -150,7 +148,7 @@ impl Redis {
     pub async fn conn(&self) -> Conn {
         match &self.cluster {
             None => Conn::Node(self.client().get_multiplexed_async_connection().await.unwrap()),
-            Some(c) => Conn::Cluster { masters: c.masters(), nodes: HashMap::new(), port: self.port },
+            Some(_) => Conn::Cluster { masters: None, nodes: HashMap::new(), port: self.port },
         }
     }
 }
@@ -162,7 +160,19 @@ impl Redis {
 /// joined (arrays concatenated, numbers added, texts one after another).
 pub enum Conn {
     Node(redis::aio::MultiplexedConnection),
-    Cluster { masters: Vec<u16>, nodes: HashMap<u16, redis::aio::MultiplexedConnection>, port: u16 },
+    /// `masters`: read with `CLUSTER NODES` on first need, over this
+    /// connection's own link (so it opens no connection of its own).
+    Cluster { masters: Option<Vec<u16>>, nodes: HashMap<u16, redis::aio::MultiplexedConnection>, port: u16 },
+}
+
+impl Conn {
+    /// The connections to Redis this one opened (one per node it reached).
+    pub fn opened(&self) -> u64 {
+        match self {
+            Conn::Node(_) => 1,
+            Conn::Cluster { nodes, .. } => nodes.len() as u64,
+        }
+    }
 }
 
 const FAN_OUT: [&str; 5] = ["KEYS", "DBSIZE", "FLUSHALL", "INFO", "SCRIPT"];
@@ -223,8 +233,12 @@ impl redis::aio::ConnectionLike for Conn {
                 _ => String::new(),
             };
             if FAN_OUT.contains(&name.as_str()) {
+                if masters.is_none() {
+                    let nodes_info: String = redis::cmd("CLUSTER").arg("NODES").query_async(node_conn(nodes, port).await?).await?;
+                    *masters = Some(cluster::masters_in(&nodes_info));
+                }
                 let mut replies = Vec::new();
-                for &m in masters.iter() {
+                for &m in masters.as_deref().unwrap_or_default() {
                     replies.push(node_conn(nodes, m).await?.req_packed_command(cmd).await?);
                 }
                 return Ok(join(replies));
@@ -306,9 +320,13 @@ impl Drop for BlackHole {
 }
 
 /// How many connections Redis has accepted so far (`INFO stats`).
-pub async fn connections_received(redis: &Redis) -> u64 {
-    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut redis.conn().await).await.unwrap();
-    info.lines().find_map(|l| l.strip_prefix("total_connections_received:")).unwrap().trim().parse().unwrap()
+/// `total_connections_received` (on a cluster, summed over the masters),
+/// and how many of those this call itself opened to ask.
+pub async fn connections_received(redis: &Redis) -> (u64, u64) {
+    let mut c = redis.conn().await;
+    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut c).await.unwrap();
+    let total: u64 = info.lines().filter_map(|l| l.strip_prefix("total_connections_received:")?.trim().parse::<u64>().ok()).sum();
+    (total, c.opened())
 }
 
 /// Which host serves the app in this test run: `SPINDLE_HOST=runner`

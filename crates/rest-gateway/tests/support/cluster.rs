@@ -12,11 +12,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A port nothing listens on, and one this process has not handed out
+/// before: tests run in parallel, and a cluster takes 12 ports at once.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port");
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn redis_server() -> String {
@@ -127,6 +137,21 @@ fn spawn_node(dir: &Path, port: u16, bus: u16) -> Child {
         .expect("cannot start redis-server")
 }
 
+/// The ports of the masters that serve slots, from a `CLUSTER NODES` reply.
+pub fn masters_in(nodes: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = nodes
+        .lines()
+        .filter(|l| {
+            let flags = l.split(' ').nth(2).unwrap_or("");
+            flags.contains("master") && !flags.contains("fail")
+        })
+        .filter(|l| l.split(' ').nth(8).is_some()) // serves slots
+        .filter_map(|l| l.split(' ').nth(1)?.split(['@', ':']).nth(1)?.parse().ok())
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
 /// A 3-master, 3-replica Redis Cluster on loopback, torn down on drop.
 ///
 /// Started as the cluster tutorial does (`--cluster-enabled yes`, then
@@ -142,27 +167,27 @@ pub const NODE_TIMEOUT_MS: u64 = 1000;
 
 impl Cluster {
     pub fn start() -> Cluster {
-        let dir = TempDir::new("cluster");
-        let mut nodes = Vec::new();
-        let mut taken: Vec<u16> = Vec::new();
-        let mut fresh_port = || loop {
-            let p = free_port();
-            if !taken.contains(&p) {
-                taken.push(p);
-                return p;
+        let mut attempt = 1;
+        let cluster = loop {
+            let dir = TempDir::new("cluster");
+            let nodes = (0..6)
+                .map(|_| {
+                    let (port, bus) = (free_port(), free_port());
+                    let child = Some(spawn_node(dir.path(), port, bus));
+                    Node { port, bus, child }
+                })
+                .collect();
+            let mut cluster = Cluster { nodes, dir };
+            match cluster.listening() {
+                Ok(()) => break cluster,
+                // Another process took a port between free_port and the
+                // node's bind (a host or a gateway binding port 0): again,
+                // on other ports.
+                Err(log) if attempt < 3 => eprintln!("a cluster node did not start, again ({log:.300})"),
+                Err(log) => panic!("cluster nodes did not start, 3 times: {log}"),
             }
+            attempt += 1;
         };
-        for _ in 0..6 {
-            let (port, bus) = (fresh_port(), fresh_port());
-            let child = spawn_node(dir.path(), port, bus);
-            nodes.push(Node {
-                port,
-                bus,
-                child: Some(child),
-            });
-        }
-        let cluster = Cluster { nodes, dir };
-        cluster.wait_listening();
         let addrs: Vec<String> = cluster
             .nodes
             .iter()
@@ -181,6 +206,22 @@ impl Cluster {
         );
         cluster.wait_healthy(Duration::from_secs(30));
         cluster
+    }
+
+    /// Waits until every node answers; the log of the first that exits.
+    fn listening(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for i in 0..self.nodes.len() {
+            let port = self.nodes[i].port;
+            while !pings(port) {
+                let exited = self.nodes[i].child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited || Instant::now() > deadline {
+                    return Err(self.log(port));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
     }
 
     fn wait_listening(&self) {
@@ -250,18 +291,7 @@ impl Cluster {
         let Some(node) = self.live().next() else {
             return Vec::new();
         };
-        let nodes = cli(node.port, &["CLUSTER", "NODES"]);
-        let mut ports: Vec<u16> = nodes
-            .lines()
-            .filter(|l| {
-                let flags = l.split(' ').nth(2).unwrap_or("");
-                flags.contains("master") && !flags.contains("fail")
-            })
-            .filter(|l| l.split(' ').nth(8).is_some()) // serves slots
-            .filter_map(|l| l.split(' ').nth(1)?.split(['@', ':']).nth(1)?.parse().ok())
-            .collect();
-        ports.sort_unstable();
-        ports
+        masters_in(&cli(node.port, &["CLUSTER", "NODES"]))
     }
 
     /// The port of the master serving `key`, asked directly of the nodes.
