@@ -610,6 +610,23 @@ impl Gateway {
     pub fn authority(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// The Spin variables that send the HTTP app's Redis calls here (REST).
+    pub fn app_variables(&self) -> Vec<(&'static str, String)> {
+        vec![("redis_scheme", "http".into()), ("redis_host", self.authority()), ("redis_token", self.token.clone())]
+    }
+
+    /// The worker's variables for a cluster behind this gateway: its
+    /// commands here, in the cluster layout (its trigger's `redis_host` is
+    /// a node's, the caller's to choose).
+    pub fn cluster_worker_variables(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("redis_commands_scheme", "http".into()),
+            ("redis_commands_host", self.authority()),
+            ("redis_token", self.token.clone()),
+            ("rate_limit_keys", "cluster".into()),
+        ]
+    }
 }
 
 impl Drop for Gateway {
@@ -711,7 +728,7 @@ impl Backend {
     /// The Spin variables that point the HTTP app at this backend.
     pub fn variables(&self) -> Vec<(&'static str, String)> {
         let mut v = match (&self.gateway, self.transport) {
-            (Some(g), _) => vec![("redis_scheme", "http".into()), ("redis_host", g.authority()), ("redis_token", g.token.clone())],
+            (Some(g), _) => g.app_variables(),
             (None, Transport::TcpByName) => vec![("redis_host", format!("localhost:{}", self.redis.port))],
             (None, _) => vec![("redis_host", self.redis.authority())],
         };
@@ -734,12 +751,7 @@ impl Backend {
     pub fn worker(&self, extra: &[(&'static str, String)]) -> Worker {
         let mut variables = vec![("redis_host", self.redis.authority())];
         if let (true, Some(g)) = (self.on_cluster(), &self.gateway) {
-            variables.extend([
-                ("redis_commands_scheme", "http".into()),
-                ("redis_commands_host", g.authority()),
-                ("redis_token", g.token.clone()),
-                ("rate_limit_keys", "cluster".into()),
-            ]);
+            variables.extend(g.cluster_worker_variables());
         }
         Worker::start(self.redis.port, with(variables, extra))
     }

@@ -55,13 +55,8 @@ fn cookie(rb: reqwest::RequestBuilder, c: &str) -> reqwest::RequestBuilder {
 /// the defaults here; its SQLite database lives as long as the returned dir.
 fn app(gateway: &Gateway, extra: &[(&'static str, String)]) -> (Runner, TempDir) {
     let db = TempDir::new();
-    let mut variables = vec![
-        ("redis_scheme", "http".to_string()),
-        ("redis_host", gateway.authority()),
-        ("redis_token", gateway.token.clone()),
-        ("session_secrets", "cluster-e2e-secret-0123456789abcdef".into()),
-        ("rate_limit_keys", "cluster".into()),
-    ];
+    let mut variables = gateway.app_variables();
+    variables.extend([("session_secrets", "cluster-e2e-secret-0123456789abcdef".into()), ("rate_limit_keys", "cluster".into())]);
     variables.extend(extra.iter().cloned());
     let rt = Runner::start(&app_manifest(), RunnerOpts { variables, runtime_config: Some(db.runtime_config()), ..Default::default() });
     (rt, db)
@@ -453,20 +448,15 @@ async fn webhooks_work_on_a_cluster() {
     let local = "http://127.0.0.1:*".to_string();
     let (rt, _db) = app(&gateway, &[("notify_webhook_allow", local.clone())]);
     let masters = cluster.masters();
-    let worker = Worker::start(
-        masters[2],
-        vec![
-            ("redis_host", format!("127.0.0.1:{}", masters[2])),
-            ("redis_commands_scheme", "http".into()),
-            ("redis_commands_host", gateway.authority()),
-            ("redis_token", gateway.token.clone()),
-            ("rate_limit_keys", "cluster".into()),
-            ("webhook_origin", local.clone()),
-            ("notify_webhook_allow", local),
-            ("notify_webhook_max_attempts", "2".into()),
-            ("notify_webhook_backoff", "10ms".into()),
-        ],
-    );
+    let mut variables = vec![("redis_host", format!("127.0.0.1:{}", masters[2]))];
+    variables.extend(gateway.cluster_worker_variables());
+    variables.extend([
+        ("webhook_origin", local.clone()),
+        ("notify_webhook_allow", local),
+        ("notify_webhook_max_attempts", "2".into()),
+        ("notify_webhook_backoff", "10ms".into()),
+    ]);
+    let worker = Worker::start(masters[2], variables);
     let h = http();
     let creds = json!({ "username": "hooks", "password": PASSWORD });
     assert_eq!(send(h.post(rt.url("/auth/register")).json(&creds)).await.status, 201);

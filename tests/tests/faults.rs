@@ -38,7 +38,7 @@ fn app_on_black_hole(hole: &BlackHole, transport: Transport, extra: &[(&'static 
     let db = TempDir::new();
     let gateway = (transport == Transport::Rest).then(|| Gateway::start(&format!("redis://{}", hole.authority())));
     let mut variables = match (&gateway, transport) {
-        (Some(g), _) => vec![("redis_scheme", "http".into()), ("redis_host", g.authority()), ("redis_token", g.token.clone())],
+        (Some(g), _) => g.app_variables(),
         (None, Transport::TcpByName) => vec![("redis_host", format!("localhost:{}", hole.port))],
         (None, _) => vec![("redis_host", hole.authority())],
     };
